@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// proclip: a progressive vision-language alignment trainer for CPU clusters.
+///
+/// Module layout (dependencies point one way):
+///   C shims (CZmq, COpenBLAS, CLZ4)
+///   Tensors -> Model -> Trainer -> Worker
+///   Wire -> Ring -> Worker
+///   Features, Checkpoints, JobConfig -> Coordinator and Worker
+///   proclip (the CLI) on top: the only module that imports ArgumentParser.
+let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
+let package = Package(
+    name: "proclip",
+    products: [
+        .executable(name: "proclip", targets: ["proclip"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // C libraries, each through a shim with its pkg-config name and Debian provider.
+        .systemLibrary(name: "CZmq", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+
+        .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: v5),
+        .target(name: "Model", dependencies: ["Tensors"], swiftSettings: v5),
+        .target(name: "JobConfig", dependencies: ["Model", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
+        .executableTarget(
+            name: "proclip",
+            dependencies: [
+                "Tensors", "Model", "JobConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: v5),
+
+        // Counts malloc calls process-wide, for the allocation-free step test.
+        .target(name: "CAllocCounter", path: "Tests/Support/CAllocCounter"),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: v5),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Tensors", "JobConfig", "CAllocCounter"], swiftSettings: v5),
+    ]
+)

@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One owned, zero-initialised, 64-byte-aligned run of `Float`s.
+///
+/// Slabs are allocated once (at plan time) and addressed through raw pointers in hot loops, so
+/// no copy-on-write or exclusivity checks sit between a kernel and its memory. The slab frees its
+/// memory when the last reference goes away.
+public final class Slab: @unchecked Sendable {
+    /// First element. Valid for `count` elements while the slab is alive.
+    public let base: UnsafeMutablePointer<Float>
+    /// Number of `Float`s.
+    public let count: Int
+
+    /// Allocates `count` floats, all zero.
+    public init(count: Int) {
+        precondition(count >= 0, "negative slab size")
+        var raw: UnsafeMutableRawPointer?
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+            fatalError("out of memory allocating \(bytes) bytes")
+        }
+        memset(raw, 0, bytes)
+        base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.count = count
+    }
+
+    /// A slab holding a copy of `values`.
+    public convenience init(_ values: [Float]) {
+        self.init(count: values.count)
+        values.withUnsafeBufferPointer { src in
+            if let s = src.baseAddress { base.update(from: s, count: values.count) }
+        }
+    }
+
+    deinit { free(base) }
+
+    /// The whole slab as a buffer pointer.
+    @inlinable public var buffer: UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(start: base, count: count)
+    }
+
+    /// Sets every element to zero.
+    public func zero() { memset(base, 0, count * MemoryLayout<Float>.stride) }
+
+    /// Copies the slab into a new array (for tests, files and reports; not for hot paths).
+    public func toArray() -> [Float] { Array(buffer) }
+
+    /// Pointer to element `offset`.
+    @inlinable public func at(_ offset: Int) -> UnsafeMutablePointer<Float> { base + offset }
+}

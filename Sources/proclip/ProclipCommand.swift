@@ -1,0 +1,13 @@
+import ArgumentParser
+
+/// The `proclip` command: the composition root of the trainer.
+struct ProclipCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proclip",
+        abstract: "Progressive vision-language alignment (ProCLIP) trainer for CPU clusters.",
+        version: proclipVersion,
+        subcommands: [])
+}
+
+/// The release of this build.
+let proclipVersion = "0.1.0"
