@@ -6,7 +6,9 @@ struct ProclipCommand: ParsableCommand {
         commandName: "proclip",
         abstract: "Progressive vision-language alignment (ProCLIP) trainer for CPU clusters.",
         version: proclipVersion,
-        subcommands: [])
+        subcommands: [
+            BenchCommand.self,
+        ])
 }
 
 /// The release of this build.
