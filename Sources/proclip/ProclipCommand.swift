@@ -7,6 +7,7 @@ struct ProclipCommand: ParsableCommand {
         abstract: "Progressive vision-language alignment (ProCLIP) trainer for CPU clusters.",
         version: proclipVersion,
         subcommands: [
+            GradCommand.self,
             BenchCommand.self,
         ])
 }

@@ -1,0 +1,51 @@
+import Tensors
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The exact GELU, `x·Φ(x) = ½·x·(1 + erf(x/√2))` (PyTorch `nn.GELU()`), fused with the bias
+/// add that precedes it in a residual block.
+public enum GELU {
+    /// Adds `bias (H)` to `h (N, H)` in place, then writes `out (N, H) = gelu(h)`.
+    /// `h` keeps the pre-activation for backward.
+    public static func biasForward(
+        out: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>,
+        rows: Int, cols: Int
+    ) {
+        Parallel.forChunks(rows * cols, minPerThread: 1 << 16, align: cols) { lo, hi in
+            var i = lo
+            while i < hi {
+                let x = h + i, y = out + i
+                for j in 0..<cols {
+                    let v = x[j] + bias[j]
+                    x[j] = v
+                    y[j] = 0.5 * v * (1 + erff(v * 0.707_106_781_186_547_5))
+                }
+                i += cols
+            }
+        }
+    }
+
+    /// Backward in place: `d (N, H)` holds d/d(out) on entry and d/d(h) on exit, using
+    /// gelu'(x) = Φ(x) + x·φ(x). Writes `dbias (H)`, the column sums of d/d(h).
+    public static func backward(
+        d: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>, h: UnsafePointer<Float>,
+        rows: Int, cols: Int
+    ) {
+        Parallel.forChunks(rows * cols, minPerThread: 1 << 16, align: cols) { lo, hi in
+            var i = lo
+            while i < hi {
+                let x = h + i, g = d + i
+                for j in 0..<cols {
+                    let v = x[j]
+                    let cdf = 0.5 * (1 + erff(v * 0.707_106_781_186_547_5))
+                    let pdf = expf(-0.5 * v * v) * 0.398_942_280_401_432_7
+                    g[j] *= cdf + v * pdf
+                }
+                i += cols
+            }
+        }
+        Vector.columnSums(d, rows: rows, cols: cols, into: dbias)
+    }
+}
