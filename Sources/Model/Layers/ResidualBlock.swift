@@ -32,7 +32,15 @@ public struct BlockSaved {
         a = arena.take(rows * hidden)
     }
 
-    static func floats(rows: Int, dim: Int, hidden: Int) -> Int {
+    /// Carves the buffers from the start of `slab`, which must hold `floats(rows:dim:hidden:)`.
+    public init(in slab: Slab, rows: Int, dim: Int, hidden: Int) {
+        precondition(slab.count >= BlockSaved.floats(rows: rows, dim: dim, hidden: hidden))
+        var a = Arena(slab: slab)
+        self.init(arena: &a, rows: rows, dim: dim, hidden: hidden)
+    }
+
+    /// Floats needed for `rows` rows.
+    public static func floats(rows: Int, dim: Int, hidden: Int) -> Int {
         Arena.rounded(rows * dim) + 2 * Arena.rounded(rows) + 2 * Arena.rounded(rows * hidden)
     }
 }
@@ -82,6 +90,8 @@ struct Arena {
     private var used = 0
 
     init(floats: Int) { slab = Slab(count: floats) }
+
+    init(slab: Slab) { self.slab = slab }
 
     static func rounded(_ n: Int) -> Int { (n + 15) / 16 * 16 }
 
