@@ -10,6 +10,10 @@ import PackageDescription
 ///   Features, Checkpoints, JobConfig -> Coordinator and Worker
 ///   proclip (the CLI) on top: the only module that imports ArgumentParser.
 let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+/// The numeric modules are optimised in every configuration: their loops run 100–500× slower
+/// unoptimised, and unspecialised generics allocate, which would hide the allocation-free step
+/// from the tests that check it.
+let numeric: [SwiftSetting] = v5 + [.unsafeFlags(["-O"])]
 
 let package = Package(
     name: "proclip",
@@ -26,8 +30,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
 
-        .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: v5),
-        .target(name: "Model", dependencies: ["Tensors"], swiftSettings: v5),
+        .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: numeric),
+        .target(name: "Model", dependencies: ["Tensors"], swiftSettings: numeric),
         .target(name: "JobConfig", dependencies: ["Model", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
         .executableTarget(
             name: "proclip",

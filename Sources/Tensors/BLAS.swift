@@ -14,6 +14,7 @@ public enum BLAS {
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
+        if GemmLog.isRecording { GemmLog.record(GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, beta: beta)) }
         if k == 0 {
             // No products: C = beta · C (BLAS semantics), done explicitly since some BLAS skip it.
             for i in 0..<m {
@@ -32,4 +33,44 @@ public enum BLAS {
         get { Int(openblas_get_num_threads()) }
         set { openblas_set_num_threads(Int32(max(1, newValue))) }
     }
+}
+
+/// One matrix product as executed: what `proclip bench step` replays alone to measure the sgemm
+/// rate on a step's own shapes.
+public struct GemmShape: Hashable, Sendable {
+    public let transA, transB: Bool
+    public let m, n, k: Int
+    public let beta: Float
+
+    public init(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, beta: Float) {
+        self.transA = transA
+        self.transB = transB
+        self.m = m
+        self.n = n
+        self.k = k
+        self.beta = beta
+    }
+
+    /// Floating-point operations, 2·m·n·k.
+    public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+}
+
+/// Records the GEMMs executed between `start()` and `stop()` (benchmarks only; off otherwise).
+public enum GemmLog {
+    nonisolated(unsafe) public private(set) static var isRecording = false
+    nonisolated(unsafe) private static var shapes: [GemmShape] = []
+
+    /// Starts a fresh recording.
+    public static func start() {
+        shapes.removeAll()
+        isRecording = true
+    }
+
+    /// Stops recording and returns the GEMMs in execution order.
+    public static func stop() -> [GemmShape] {
+        isRecording = false
+        return shapes
+    }
+
+    @usableFromInline static func record(_ s: GemmShape) { shapes.append(s) }
 }

@@ -24,7 +24,7 @@ public enum Vector {
         while i + 8 <= n {
             let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
             let b = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
-            acc.addProduct(a, b)
+            acc += a * b
             i += 8
         }
         var s = acc.sum()
@@ -45,7 +45,7 @@ public enum Vector {
             let a = SIMD4<Double>(Double(x[i]), Double(x[i + 1]), Double(x[i + 2]), Double(x[i + 3]))
             let b = SIMD4<Double>(Double(y[i]), Double(y[i + 1]), Double(y[i + 2]), Double(y[i + 3]))
             let d = a - b
-            acc.addProduct(d, d)
+            acc += d * d
             i += 4
         }
         var s = acc.sum()
@@ -93,4 +93,16 @@ public enum Vector {
             for j in 0..<cols { row[j] += bias[j] }
         }
     }
+}
+
+/// Eight floats from `p` (no alignment needed).
+@inlinable @inline(__always)
+public func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+/// Stores eight floats at `p` (no alignment needed).
+@inlinable @inline(__always)
+public func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }

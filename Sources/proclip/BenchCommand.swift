@@ -7,6 +7,6 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure step, collective and checkpoint speed against same-run references.",
         subcommands: [
-            // one line per benchmark
+            BenchStep.self,
         ])
 }

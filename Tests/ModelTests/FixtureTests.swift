@@ -78,7 +78,7 @@ final class FixtureTests: XCTestCase {
         let settings = AdamWSettings(lr: [.text: lr, .image: lr, .scale: lr], beta1: betas[0], beta2: betas[1],
                                      eps: opt["eps"] as! Double, weightDecay: opt["weight_decay"] as! Double)
         AdamW.step(store: store, grads: group.grads.base, groups: engine.computedGroups, settings: settings,
-                   t: 1, lrFactor: 1, emaAlpha: opt["ema_alpha"] as! Double)
+                   t: 1, lrFactor: 1, emaAlpha: opt["ema_alpha"] as! Double, scratch: AdamWScratch(layout: store.layout))
         for e in store.layout.entries {
             assertClose(store.values(e, in: store.params), try fx.file.floats("after_step/param/" + e.name), rtol: 1e-5, "\(name) after_step/param/\(e.name)")
             if fx.file.tensors["after_step/exp_avg/" + e.name] != nil {

@@ -13,18 +13,7 @@ public enum GELU {
         out: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>,
         rows: Int, cols: Int
     ) {
-        Parallel.forChunks(rows * cols, minPerThread: 1 << 16, align: cols) { lo, hi in
-            var i = lo
-            while i < hi {
-                let x = h + i, y = out + i
-                for j in 0..<cols {
-                    let v = x[j] + bias[j]
-                    x[j] = v
-                    y[j] = 0.5 * v * (1 + erff(v * 0.707_106_781_186_547_5))
-                }
-                i += cols
-            }
-        }
+        Parallel.forChunks(rows * cols, minPerThread: 1 << 14, align: cols, Forward(out: out, h: h, bias: bias, cols: cols))
     }
 
     /// Backward in place: `d (N, H)` holds d/d(out) on entry and d/d(h) on exit, using
@@ -33,19 +22,44 @@ public enum GELU {
         d: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>, h: UnsafePointer<Float>,
         rows: Int, cols: Int
     ) {
-        Parallel.forChunks(rows * cols, minPerThread: 1 << 16, align: cols) { lo, hi in
+        Parallel.forChunks(rows * cols, minPerThread: 1 << 14, align: cols, Backward(d: d, h: h, cols: cols))
+        Vector.columnSums(d, rows: rows, cols: cols, into: dbias)
+    }
+
+    static let invSqrt2: Float = 0.707_106_781_186_547_5
+    static let invSqrt2Pi: Float = 0.398_942_280_401_432_7
+
+    struct Forward: ChunkJob {
+        let out, h: UnsafeMutablePointer<Float>
+        let bias: UnsafePointer<Float>
+        let cols: Int
+
+        func run(_ lo: Int, _ hi: Int) {
             var i = lo
             while i < hi {
-                let x = h + i, g = d + i
+                let x = h + i, y = out + i
                 for j in 0..<cols {
-                    let v = x[j]
-                    let cdf = 0.5 * (1 + erff(v * 0.707_106_781_186_547_5))
-                    let pdf = expf(-0.5 * v * v) * 0.398_942_280_401_432_7
-                    g[j] *= cdf + v * pdf
+                    let v = x[j] + bias[j]
+                    x[j] = v
+                    y[j] = 0.5 * v * (1 + erff(v * invSqrt2))
                 }
                 i += cols
             }
         }
-        Vector.columnSums(d, rows: rows, cols: cols, into: dbias)
+    }
+
+    struct Backward: ChunkJob {
+        let d: UnsafeMutablePointer<Float>
+        let h: UnsafePointer<Float>
+        let cols: Int
+
+        func run(_ lo: Int, _ hi: Int) {
+            for i in lo..<hi {
+                let v = h[i]
+                let cdf = 0.5 * (1 + erff(v * invSqrt2))
+                let pdf = expf(-0.5 * v * v) * invSqrt2Pi
+                d[i] *= cdf + v * pdf
+            }
+        }
     }
 }

@@ -10,27 +10,8 @@ public enum LayerNorm {
         inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
         rows: Int, cols: Int
     ) {
-        Parallel.forChunks(rows, minPerThread: max(1, (1 << 15) / max(cols, 1)), align: 1) { lo, hi in
-            for i in lo..<hi {
-                let x = inp + i * cols
-                let y = out + i * cols
-                let m = Vector.sum(x, cols) / Float(cols)
-                var acc = SIMD8<Float>()
-                var j = 0
-                let m8 = SIMD8<Float>(repeating: m)
-                while j + 8 <= cols {
-                    let d = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self) - m8
-                    acc.addProduct(d, d)
-                    j += 8
-                }
-                var v = acc.sum()
-                while j < cols { let d = x[j] - m; v += d * d; j += 1 }
-                let r = 1 / (v / Float(cols) + eps).squareRoot()
-                for k in 0..<cols { y[k] = (x[k] - m) * r * weight[k] + bias[k] }
-                mean[i] = m
-                rstd[i] = r
-            }
-        }
+        Parallel.forChunks(rows, minPerThread: max(1, (1 << 15) / max(cols, 1)), align: 1,
+                           Forward(out: out, mean: mean, rstd: rstd, inp: inp, weight: weight, bias: bias, cols: cols))
     }
 
     /// Backward. Writes dweight (C) and dbias (C); `dinp` (N, C) is *accumulated into* (+=) when
@@ -47,28 +28,63 @@ public enum LayerNorm {
             let dy = dout + i * cols
             let m = mean[i], r = rstd[i]
             for k in 0..<cols {
-                let xh = (x[k] - m) * r
-                dweight[k] += dy[k] * xh
+                dweight[k] += dy[k] * ((x[k] - m) * r)
                 dbias[k] += dy[k]
             }
         }
         guard let dinp else { return }
-        Parallel.forChunks(rows, minPerThread: max(1, (1 << 15) / max(cols, 1)), align: 1) { lo, hi in
+        Parallel.forChunks(rows, minPerThread: max(1, (1 << 15) / max(cols, 1)), align: 1,
+                           InputGradient(dinp: dinp, dout: dout, inp: inp, weight: weight, mean: mean, rstd: rstd, cols: cols))
+    }
+
+    struct Forward: ChunkJob {
+        let out, mean, rstd: UnsafeMutablePointer<Float>
+        let inp, weight, bias: UnsafePointer<Float>
+        let cols: Int
+
+        func run(_ lo: Int, _ hi: Int) {
+            for i in lo..<hi {
+                let x = inp + i * cols
+                let y = out + i * cols
+                let m = Vector.sum(x, cols) / Float(cols)
+                var acc = SIMD8<Float>()
+                var j = 0
+                let m8 = SIMD8<Float>(repeating: m)
+                while j + 8 <= cols {
+                    let d = load8(x + j) - m8
+                    acc += d * d
+                    j += 8
+                }
+                var v = acc.sum()
+                while j < cols { let d = x[j] - m; v += d * d; j += 1 }
+                let r = 1 / (v / Float(cols) + eps).squareRoot()
+                for k in 0..<cols { y[k] = (x[k] - m) * r * weight[k] + bias[k] }
+                mean[i] = m
+                rstd[i] = r
+            }
+        }
+    }
+
+    /// dx += r·(dxh − mean(dxh) − xh·mean(dxh·xh)), with dxh = dy·w.
+    struct InputGradient: ChunkJob {
+        let dinp: UnsafeMutablePointer<Float>
+        let dout, inp, weight, mean, rstd: UnsafePointer<Float>
+        let cols: Int
+
+        func run(_ lo: Int, _ hi: Int) {
             for i in lo..<hi {
                 let x = inp + i * cols
                 let dy = dout + i * cols
                 let dx = dinp + i * cols
                 let m = mean[i], r = rstd[i]
-                // dxh = dy·w; dx = r·(dxh − mean(dxh) − xh·mean(dxh·xh))
                 var s1 = SIMD8<Float>(), s2 = SIMD8<Float>()
                 var k = 0
                 let m8 = SIMD8<Float>(repeating: m), r8 = SIMD8<Float>(repeating: r)
                 while k + 8 <= cols {
-                    let g = UnsafeRawPointer(dy + k).loadUnaligned(as: SIMD8<Float>.self)
-                        * UnsafeRawPointer(weight + k).loadUnaligned(as: SIMD8<Float>.self)
-                    let xh = (UnsafeRawPointer(x + k).loadUnaligned(as: SIMD8<Float>.self) - m8) * r8
+                    let g = load8(dy + k) * load8(weight + k)
+                    let xh = (load8(x + k) - m8) * r8
                     s1 += g
-                    s2.addProduct(g, xh)
+                    s2 += g * xh
                     k += 8
                 }
                 var a = s1.sum(), b = s2.sum()
