@@ -45,5 +45,7 @@ let package = Package(
         .target(name: "CAllocCounter", path: "Tests/Support/CAllocCounter"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: v5),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensors", "JobConfig", "CAllocCounter"], swiftSettings: v5),
+        .testTarget(name: "JobConfigTests", dependencies: ["JobConfig", "Model"], swiftSettings: v5),
+        .testTarget(name: "ProclipTests", dependencies: ["proclip"], exclude: ["Configs"], swiftSettings: v5),
     ]
 )

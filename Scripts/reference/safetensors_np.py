@@ -34,7 +34,9 @@ def save(path, tensors, metadata=None):
     chunks = []
     offset = 0
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
+        a = np.asarray(tensors[name])
+        if not a.flags.c_contiguous:
+            a = a.copy(order="C")
         a = a.astype(a.dtype.newbyteorder("<"), copy=False)
         raw = a.tobytes()
         header[name] = {"dtype": _NAMES[a.dtype.str], "shape": list(a.shape),

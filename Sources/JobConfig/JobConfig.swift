@@ -77,7 +77,7 @@ public struct JobConfig: Sendable, Equatable {
         } catch let e as ConfigError {
             throw e
         } catch {
-            throw ConfigError(source: source, key: "", problem: "not valid YAML: \(String("\(error)".prefix(300)))")
+            throw ConfigError(source: source, key: "", problem: "not valid YAML: \(String("\(error)".prefix(300).map { $0 == "\n" ? " " : $0 }))")
         }
         var top = ConfigNode(root, path: "", source: source)
         guard top.isMapping else { throw top.fail("expected a mapping of keys at the top level") }

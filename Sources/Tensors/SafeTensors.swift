@@ -129,7 +129,7 @@ public struct SafeTensors: Sendable {
         for i in out.indices { out[i] = Float(bitPattern: UInt32(littleEndian: out[i].bitPattern)) }
         #endif
         if !allowNonFinite, let bad = out.firstIndex(where: { !$0.isFinite }) {
-            throw FileError(source, "tensor '\(name)': non-finite value \(out[bad]) at flat index \(bad)")
+            throw FileError(source, "tensor '\(name)': non-finite value \(out[bad]) at index \(SafeTensors.index(bad, in: t.shape))")
         }
         return out
     }
@@ -161,6 +161,17 @@ public struct SafeTensors: Sendable {
             let want = "[" + expected.map { $0.map(String.init) ?? "*" }.joined(separator: ", ") + "]"
             throw FileError(source, "tensor '\(t.name)': expected shape \(want), got \(t.shape)")
         }
+    }
+
+    /// The multi-index `[i, j, …]` of flat index `flat` in a C-order tensor of `shape`.
+    static func index(_ flat: Int, in shape: [Int]) -> String {
+        var rest = flat
+        var idx = [Int](repeating: 0, count: shape.count)
+        for d in stride(from: shape.count - 1, through: 0, by: -1) where shape[d] > 0 {
+            idx[d] = rest % shape[d]
+            rest /= shape[d]
+        }
+        return "[" + idx.map(String.init).joined(separator: ", ") + "]"
     }
 
     static func shortReason(_ error: Error) -> String {

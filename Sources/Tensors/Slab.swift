@@ -50,3 +50,27 @@ public final class Slab: @unchecked Sendable {
     /// Pointer to element `offset`.
     @inlinable public func at(_ offset: Int) -> UnsafeMutablePointer<Float> { base + offset }
 }
+
+/// One owned, zero-initialised, 64-byte-aligned run of `Double`s (the loss side's working
+/// precision).
+public final class Slab64: @unchecked Sendable {
+    public let base: UnsafeMutablePointer<Double>
+    public let count: Int
+
+    public init(count: Int) {
+        precondition(count >= 0, "negative slab size")
+        var raw: UnsafeMutableRawPointer?
+        let bytes = max(count, 1) * MemoryLayout<Double>.stride
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+            fatalError("out of memory allocating \(bytes) bytes")
+        }
+        memset(raw, 0, bytes)
+        base = raw.bindMemory(to: Double.self, capacity: max(count, 1))
+        self.count = count
+    }
+
+    deinit { free(base) }
+
+    /// Sets every element to zero.
+    public func zero() { memset(base, 0, count * MemoryLayout<Double>.stride) }
+}

@@ -71,15 +71,45 @@ public enum Vector {
         for i in 0..<n { y[i] += x[i] }
     }
 
-    /// Column sums of a `(rows, cols)` matrix: out[j] = Σ_i x[i, j]. Overwrites `out`.
+    /// Column sums of a `(rows, cols)` matrix: out[j] = Σ_i x[i, j], accumulated in float64 so
+    /// the result barely depends on how the rows are split among workers. Overwrites `out`.
     @inlinable
     public static func columnSums(
         _ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>
     ) {
-        for j in 0..<cols { out[j] = 0 }
-        for i in 0..<rows {
-            let row = x + i * cols
-            for j in 0..<cols { out[j] += row[j] }
+        Parallel.forChunks(cols, minPerThread: 1024, align: columnTile, ColumnSums(x: x, rows: rows, cols: cols, out: out))
+    }
+
+    /// Columns summed together in one pass over the rows.
+    public static let columnTile = 64
+
+    @usableFromInline
+    struct ColumnSums: ChunkJob {
+        @usableFromInline let x: UnsafePointer<Float>
+        @usableFromInline let rows, cols: Int
+        @usableFromInline let out: UnsafeMutablePointer<Float>
+
+        @inlinable init(x: UnsafePointer<Float>, rows: Int, cols: Int, out: UnsafeMutablePointer<Float>) {
+            self.x = x
+            self.rows = rows
+            self.cols = cols
+            self.out = out
+        }
+
+        @inlinable func run(_ lo: Int, _ hi: Int) {
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: Vector.columnTile) { acc in
+                var c0 = lo
+                while c0 < hi {
+                    let n = min(Vector.columnTile, hi - c0)
+                    for j in 0..<n { acc[j] = 0 }
+                    for i in 0..<rows {
+                        let row = x + i * cols + c0
+                        for j in 0..<n { acc[j] += Double(row[j]) }
+                    }
+                    for j in 0..<n { out[c0 + j] = Float(acc[j]) }
+                    c0 += n
+                }
+            }
         }
     }
 

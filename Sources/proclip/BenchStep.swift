@@ -89,9 +89,10 @@ struct BenchStep: ParsableCommand {
             if breakdown {
                 engine.forward(store: store)
                 let t1 = MonotonicClock.now()
-                _ = engine.losses(gathered: engine.local.base, store: store)
+                engine.prepare(gathered: engine.local.base, store: store)
+                _ = engine.losses(gatheredStats: engine.stats.base, store: store)
                 let t2 = MonotonicClock.now()
-                engine.backward(dLocal: engine.packed.base, store: store)
+                engine.backward(store: store)
                 let t3 = MonotonicClock.now()
                 AdamW.step(store: store, grads: group.grads.base, groups: engine.computedGroups, settings: opt,
                            t: k + 2, lrFactor: 1, emaAlpha: 0.999, scratch: scratch)

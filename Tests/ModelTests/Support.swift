@@ -84,3 +84,50 @@ func checkDirectionalDerivative(
         }
     }
 }
+
+extension Slab64 {
+    /// A slab holding a copy of `values`.
+    convenience init(_ values: [Double]) {
+        self.init(count: values.count)
+        for (i, v) in values.enumerated() { base[i] = v }
+    }
+
+    func toArray() -> [Double] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}
+
+/// Central-difference check in float64 (for the loss side): perturbs `x` by ±h·d along random
+/// directions and compares with ⟨grad, d⟩.
+func checkDirectionalDerivative64(
+    _ what: String, x: UnsafeMutablePointer<Double>, count: Int, grad: [Double], h: Double = 1e-5,
+    directions: Int = 3, rtol: Double = 1e-6, seed: UInt64 = 99, f: () -> Double,
+    file: StaticString = #filePath, line: UInt = #line
+) {
+    var rng = SplitMix64(seed: seed)
+    let saved = Array(UnsafeBufferPointer(start: x, count: count))
+    for k in 0..<directions {
+        var d = (0..<count).map { _ in rng.normal() }
+        let norm = d.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        d = d.map { $0 / norm }
+        for i in 0..<count { x[i] = saved[i] + h * d[i] }
+        let fp = f()
+        for i in 0..<count { x[i] = saved[i] - h * d[i] }
+        let fm = f()
+        for i in 0..<count { x[i] = saved[i] }
+        let numeric = (fp - fm) / (2 * h)
+        let analytic = zip(grad, d).reduce(0.0) { $0 + $1.0 * $1.1 }
+        let gnorm = grad.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
+        if !(abs(numeric - analytic) <= rtol * max(abs(analytic), 0.1 * gnorm) + 1e-9) {
+            XCTFail("\(what): direction \(k): finite difference \(numeric) vs analytic \(analytic) (|grad| \(gnorm))", file: file, line: line)
+        }
+    }
+}
+
+/// Fails unless ‖actual − expected‖ / ‖expected‖ ≤ rtol (float64 arrays).
+func assertClose(_ actual: [Double], _ expected: [Double], rtol: Double, _ what: String,
+                 file: StaticString = #filePath, line: UInt = #line) {
+    assertClose(actual.map { Float($0) }, expected.map { Float($0) }, rtol: max(rtol, 1e-7), what, file: file, line: line)
+    var num = 0.0, den = 0.0
+    for i in actual.indices { num += (actual[i] - expected[i]) * (actual[i] - expected[i]); den += expected[i] * expected[i] }
+    let rel = den > 0 ? (num / den).squareRoot() : num.squareRoot()
+    if !(rel <= rtol) { XCTFail("\(what): relative error \(rel) > \(rtol)", file: file, line: line) }
+}

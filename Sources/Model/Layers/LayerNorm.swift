@@ -22,16 +22,9 @@ public enum LayerNorm {
         dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows: Int, cols: Int
     ) {
-        for k in 0..<cols { dweight[k] = 0; dbias[k] = 0 }
-        for i in 0..<rows {
-            let x = inp + i * cols
-            let dy = dout + i * cols
-            let m = mean[i], r = rstd[i]
-            for k in 0..<cols {
-                dweight[k] += dy[k] * ((x[k] - m) * r)
-                dbias[k] += dy[k]
-            }
-        }
+        Parallel.forChunks(cols, minPerThread: 512, align: Vector.columnTile,
+                           ParameterGradient(dweight: dweight, dbias: dbias, dout: dout, inp: inp, mean: mean, rstd: rstd,
+                                             rows: rows, cols: cols))
         guard let dinp else { return }
         Parallel.forChunks(rows, minPerThread: max(1, (1 << 15) / max(cols, 1)), align: 1,
                            InputGradient(dinp: dinp, dout: dout, inp: inp, weight: weight, mean: mean, rstd: rstd, cols: cols))
@@ -61,6 +54,37 @@ public enum LayerNorm {
                 for k in 0..<cols { y[k] = (x[k] - m) * r * weight[k] + bias[k] }
                 mean[i] = m
                 rstd[i] = r
+            }
+        }
+    }
+
+    /// dweight[k] = Σ_i dy[i,k]·xh[i,k], dbias[k] = Σ_i dy[i,k], in float64, a tile of columns at a time.
+    struct ParameterGradient: ChunkJob {
+        let dweight, dbias: UnsafeMutablePointer<Float>
+        let dout, inp, mean, rstd: UnsafePointer<Float>
+        let rows, cols: Int
+
+        func run(_ lo: Int, _ hi: Int) {
+            let tile = Vector.columnTile
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * tile) { acc in
+                var c0 = lo
+                while c0 < hi {
+                    let n = min(tile, hi - c0)
+                    for j in 0..<n { acc[j] = 0; acc[tile + j] = 0 }
+                    for i in 0..<rows {
+                        let x = inp + i * cols + c0, dy = dout + i * cols + c0
+                        let m = mean[i], r = rstd[i]
+                        for j in 0..<n {
+                            acc[j] += Double(dy[j] * ((x[j] - m) * r))
+                            acc[tile + j] += Double(dy[j])
+                        }
+                    }
+                    for j in 0..<n {
+                        dweight[c0 + j] = Float(acc[j])
+                        dbias[c0 + j] = Float(acc[tile + j])
+                    }
+                    c0 += n
+                }
             }
         }
     }

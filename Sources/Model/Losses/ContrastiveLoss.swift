@@ -5,80 +5,89 @@ import Glibc
 #endif
 
 /// The symmetric contrastive loss with learnable temperature (open_clip's `ClipLoss`):
-/// `L_clip = ½ [CE(s·U·Tᵀ, I) + CE(s·T·Uᵀ, I)]`, each cross-entropy the mean over the B rows,
-/// `s = exp(log s)`.
+/// `L_clip = ½ [CE(M, I) + CE(Mᵀ, I)]` with `M = s·U·Tᵀ`, `s = exp(log s)`, each cross-entropy the
+/// mean over the B rows. Float64 throughout.
 ///
-/// A worker evaluates only the rows it owns: row i of the image→text logits (u_i against every
-/// t_j) and row i of the text→image logits (t_i against every u_j), both scaled by 1/(2B). Summed
-/// over owners, the terms and their gradients are exactly those of the whole batch.
+/// A worker owning rows R computes, in two passes around one tiny exchange:
+/// 1. `logits`: the rows R of M (u_r against every t_j) and of Mᵀ (t_r against every u_j), and
+///    their log-sum-exps; the caller all-gathers the log-sum-exps of every row;
+/// 2. `apply`: its rows' loss terms and the *full* gradient with respect to its own rows u_r and
+///    t_r. Column r of M is row r of Mᵀ, which the worker holds, so with every row's
+///    log-sum-exp it needs nothing else:
+///    `du_r = s·Σ_j (P_M[r,j] + P_Mᵀ[j,r] − 2δ_rj)/(2B)·t_j` and likewise for `dt_r`.
+/// No other worker contributes to a row's gradient.
 public enum ContrastiveLoss {
-    /// Floats of scratch for `rows` owned rows of a batch of `batch`.
-    public static func scratchFloats(rows: Int, batch: Int) -> Int { 2 * rows * batch }
+    /// Doubles of scratch for `rows` owned rows of a batch of `batch`.
+    public static func scratchCount(rows: Int, batch: Int) -> Int { 2 * rows * batch }
 
-    /// Returns (loss of the owned `rows`, ∂loss/∂(log s)). Adds ∂loss/∂U to du (B, E) and ∂loss/∂T
-    /// to dt (B, E) — rows beyond `rows` included. u, t: (B, E), unit rows.
+    /// Pass 1: writes the owned logit rows into `scratch` and their log-sum-exps into
+    /// `lse` (2·rows: rows of M, then rows of Mᵀ). u, t: (B, E).
+    public static func logits(
+        u: UnsafePointer<Double>, t: UnsafePointer<Double>, batch: Int, dim: Int, logScale: Double,
+        rows: Range<Int>, lse: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Double>
+    ) {
+        let m = rows.count
+        if m == 0 || batch == 0 { return }
+        let s = exp(logScale)
+        let r0 = rows.lowerBound
+        let lm = scratch, lt = scratch + m * batch
+        BLAS.dgemm(transA: false, transB: true, m: m, n: batch, k: dim, alpha: s, a: u + r0 * dim, lda: dim,
+                   b: t, ldb: dim, c: lm, ldc: batch)
+        BLAS.dgemm(transA: false, transB: true, m: m, n: batch, k: dim, alpha: s, a: t + r0 * dim, lda: dim,
+                   b: u, ldb: dim, c: lt, ldc: batch)
+        for k in 0..<(2 * m) { lse[k] = logSumExp(scratch + k * batch, batch) }
+    }
+
+    /// Pass 2: returns (loss of the owned rows, their part of ∂L/∂(log s)) and adds ∂L/∂u_r to
+    /// du (rows, E) and ∂L/∂t_r to dt (rows, E) for the owned rows. `lseM`, `lseMT`: (B) the
+    /// log-sum-exps of every row of M and of Mᵀ. `scratch` holds pass 1's logits (overwritten).
     public static func apply(
-        u: UnsafePointer<Float>, t: UnsafePointer<Float>, batch: Int, dim: Int, logScale: Float,
-        rows: Range<Int>, du: UnsafeMutablePointer<Float>, dt: UnsafeMutablePointer<Float>,
-        scratch: UnsafeMutablePointer<Float>
+        u: UnsafePointer<Double>, t: UnsafePointer<Double>, batch: Int, dim: Int, logScale: Double,
+        rows: Range<Int>, lseM: UnsafePointer<Double>, lseMT: UnsafePointer<Double>,
+        du: UnsafeMutablePointer<Double>, dt: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Double>
     ) -> (loss: Double, dLogScale: Double) {
         let m = rows.count
         if m == 0 || batch == 0 { return (0, 0) }
-        let s = expf(logScale)
+        let s = exp(logScale)
         let r0 = rows.lowerBound
-        let li = scratch, lt = scratch + m * batch
-        // logits: image→text rows (U_R·Tᵀ) and text→image rows (T_R·Uᵀ), scaled by s.
-        BLAS.gemm(transA: false, transB: true, m: m, n: batch, k: dim, alpha: s, a: u + r0 * dim, lda: dim,
-                  b: t, ldb: dim, c: li, ldc: batch)
-        BLAS.gemm(transA: false, transB: true, m: m, n: batch, k: dim, alpha: s, a: t + r0 * dim, lda: dim,
-                  b: u, ldb: dim, c: lt, ldc: batch)
-        let scale = Float(0.5 / Double(batch))
+        let lm = scratch, lt = scratch + m * batch
+        let half = 0.5 / Double(batch)
         var loss = 0.0, dls = 0.0
-        for half in 0..<2 {
-            let logits = half == 0 ? li : lt
-            for k in 0..<m {
-                let row = logits + k * batch
-                let (ce, d) = softmaxCrossEntropy(row, count: batch, target: r0 + k, scale: scale)
-                loss += ce
-                dls += d
+        for r in 0..<m {
+            let i = r0 + r
+            loss += (lseM[i] - lm[r * batch + i]) + (lseMT[i] - lt[r * batch + i])
+            // Row r of M holds M[i,j] = s·u_i·t_j: row i of M and column i of Mᵀ.
+            let rowM = lm + r * batch, rowT = lt + r * batch
+            for j in 0..<batch {
+                let x = rowM[j]
+                let pRow = exp(x - lseM[i]) - (j == i ? 1 : 0)
+                let pCol = exp(x - lseMT[j]) - (j == i ? 1 : 0)
+                dls += pRow * x
+                rowM[j] = (pRow + pCol) * half
+            }
+            // Row r of Mᵀ holds Mᵀ[i,j] = s·t_i·u_j: row i of Mᵀ and column i of M.
+            for j in 0..<batch {
+                let x = rowT[j]
+                let pRow = exp(x - lseMT[i]) - (j == i ? 1 : 0)
+                let pCol = exp(x - lseM[j]) - (j == i ? 1 : 0)
+                dls += pRow * x
+                rowT[j] = (pRow + pCol) * half
             }
         }
-        loss *= 0.5 / Double(batch)
-        // Rows of li / lt now hold d loss / d logits. logit = s·⟨·,·⟩, so d⟨·,·⟩ = s·d logit.
-        // image→text: du_R += s·G_i·T ; dT += s·G_iᵀ·U_R
-        BLAS.gemm(transA: false, transB: false, m: m, n: dim, k: batch, alpha: s, a: li, lda: batch,
-                  b: t, ldb: dim, beta: 1, c: du + r0 * dim, ldc: dim)
-        BLAS.gemm(transA: true, transB: false, m: batch, n: dim, k: m, alpha: s, a: li, lda: batch,
-                  b: u + r0 * dim, ldb: dim, beta: 1, c: dt, ldc: dim)
-        // text→image: dt_R += s·G_t·U ; dU += s·G_tᵀ·T_R
-        BLAS.gemm(transA: false, transB: false, m: m, n: dim, k: batch, alpha: s, a: lt, lda: batch,
-                  b: u, ldb: dim, beta: 1, c: dt + r0 * dim, ldc: dim)
-        BLAS.gemm(transA: true, transB: false, m: batch, n: dim, k: m, alpha: s, a: lt, lda: batch,
-                  b: t + r0 * dim, ldb: dim, beta: 1, c: du, ldc: dim)
-        return (loss, dls)
+        // logit = s·⟨·,·⟩: du_R += s·C_u·T, dt_R += s·C_t·U.
+        BLAS.dgemm(transA: false, transB: false, m: m, n: dim, k: batch, alpha: s, a: lm, lda: batch,
+                   b: t, ldb: dim, beta: 1, c: du, ldc: dim)
+        BLAS.dgemm(transA: false, transB: false, m: m, n: dim, k: batch, alpha: s, a: lt, lda: batch,
+                   b: u, ldb: dim, beta: 1, c: dt, ldc: dim)
+        return (loss * half, dls * half)
     }
 
-    /// Cross-entropy of one logit row against `target`. Overwrites the row with
-    /// `scale · (softmax − onehot)` and returns (the row's CE, Σ_j grad_j · logit_j), the row's part
-    /// of d loss / d(log s).
     @inline(__always)
-    static func softmaxCrossEntropy(_ row: UnsafeMutablePointer<Float>, count: Int, target: Int, scale: Float) -> (Double, Double) {
-        var mx = -Float.infinity
-        for j in 0..<count { mx = max(mx, row[j]) }
-        var z: Double = 0
-        for j in 0..<count { z += Double(expf(row[j] - mx)) }
-        let logZ = Double(mx) + log(z)
-        let ce = logZ - Double(row[target])
-        let inv = Float(1 / z)
-        var dls: Double = 0
-        for j in 0..<count {
-            let logit = row[j]
-            var g = expf(logit - mx) * inv
-            if j == target { g -= 1 }
-            g *= scale
-            dls += Double(g * logit)
-            row[j] = g
-        }
-        return (ce, dls)
+    static func logSumExp(_ x: UnsafePointer<Double>, _ n: Int) -> Double {
+        var mx = -Double.infinity
+        for j in 0..<n { mx = max(mx, x[j]) }
+        var z = 0.0
+        for j in 0..<n { z += exp(x[j] - mx) }
+        return mx + log(z)
     }
 }

@@ -1,24 +1,17 @@
-import Tensors
-
 /// Instance semantic alignment, `L_ins(a, b) = Σ_i ‖a_i − b_i‖²` (reduction sum, as the official
-/// `mse_loss(..., reduction="sum")`).
+/// `mse_loss(..., reduction="sum")`). Float64, like the rest of the loss side.
 public enum InstanceLoss {
-    /// Returns the loss over `rows` of a (B, E) and b (B, E), and adds `weight · ∂L/∂a` to da (B, E)
-    /// (only `rows` of it). `b` is a teacher: no gradient.
+    /// Returns the loss over `rows` rows of a (rows, E) against the teacher b (rows, E) and adds
+    /// `weight · ∂L/∂a` to da (rows, E). Each row's term is its own, so owners simply add up.
     public static func apply(
-        a: UnsafePointer<Float>, b: UnsafePointer<Float>, dim: Int, rows: Range<Int>,
-        weight: Float, da: UnsafeMutablePointer<Float>
+        a: UnsafePointer<Double>, b: UnsafePointer<Double>, rows: Int, dim: Int,
+        weight: Double, da: UnsafeMutablePointer<Double>
     ) -> Double {
         var total = 0.0
-        for i in rows {
-            let x = a + i * dim, y = b + i * dim, g = da + i * dim
-            var s: Float = 0
-            for k in 0..<dim {
-                let d = x[k] - y[k]
-                s += d * d
-                g[k] += 2 * weight * d
-            }
-            total += Double(s)
+        for i in 0..<(rows * dim) {
+            let d = a[i] - b[i]
+            total += d * d
+            da[i] += 2 * weight * d
         }
         return total
     }
