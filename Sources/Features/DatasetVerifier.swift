@@ -114,7 +114,7 @@ public enum DatasetVerifier {
         }
         if let first {
             let variant = variants.map { " variant '\($0[first.element / inner])'" } ?? ""
-            report.problems.append(FileError(a.path, "array '\(name)': \(bad) row\(bad == 1 ? "" : "s") hold NaN or Inf, first row \(first.row)\(variant)"))
+            report.problems.append(FileError(a.path, "array '\(name)': \(bad) row\(bad == 1 ? " holds" : "s hold") NaN or Inf, first row \(first.row)\(variant)"))
         }
     }
 

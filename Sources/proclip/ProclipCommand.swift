@@ -8,6 +8,8 @@ struct ProclipCommand: ParsableCommand {
         version: proclipVersion,
         subcommands: [
             BenchCommand.self,
+            DataCommand.self,
+            SynthCommand.self,
         ])
 }
 
