@@ -16,17 +16,19 @@ extension FeatureDataset {
                      llm: UnsafeMutablePointer<Float>?, clipText: UnsafeMutablePointer<Float>?,
                      image: UnsafeMutablePointer<Float>?) {
         let v = variantCount, de = dEmbed, dl = dLLM, r = rows.count
-        for k in variants {
-            precondition(k >= 0 && k < v, "variant index \(k) outside 0..<\(v)")
+        for k in 0..<variants.count {
+            precondition(variants[k] >= 0 && variants[k] < v, "variant index \(variants[k]) outside 0..<\(v)")
         }
+        // Plain index loops: no iterator or generic wrapper, so debug builds allocate nothing either.
         views.withUnsafeBufferPointer { views in
-            for (i, row) in rows.enumerated() {
-                let (s, local) = locate(row)
+            for i in 0..<r {
+                let (s, local) = locate(rows[i])
                 let view = views[s]
                 if let image {
                     copyRow(view.image, view.dtype, local * de, de, image + i * de)
                 }
-                for (k, variant) in variants.enumerated() {
+                for k in 0..<variants.count {
+                    let variant = variants[k]
                     if let llm {
                         copyRow(view.llm, view.dtype, (local * v + variant) * dl, dl, llm + (k * r + i) * dl)
                     }

@@ -129,7 +129,9 @@ public struct GlobalBatchSampler: Sendable {
                                 into out: UnsafeMutableBufferPointer<Int>) {
         precondition(out.count == rows.count, "\(out.count) outputs for \(rows.count) rows")
         allowed.withUnsafeBufferPointer { a in
-            for (i, s) in rows.enumerated() { out[i] = variant(seed: seed, epoch: epoch, sample: s, allowed: a) }
+            rows.withUnsafeBufferPointer { r in
+                for i in 0..<r.count { out[i] = variant(seed: seed, epoch: epoch, sample: r[i], allowed: a) }
+            }
         }
     }
 }

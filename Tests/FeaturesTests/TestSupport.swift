@@ -31,9 +31,10 @@ enum Known {
     static let variants = ["short_en", "long_en", "long_de"]
 
     static func value(_ array: Int, _ row: Int, _ variant: Int, _ j: Int) -> Float {
-        Float(array * 1000 + row * 8 + variant * 2) + Float(j) * 0.25
+        Float(array * 100 + row * 8 + variant * 2) + Float(j) * 0.25
     }
 
+    /// Values stay below 512, where float16 steps by 0.25, so they are exact in float16 (≤ 12 rows).
     /// Writes shards of `rows` (train, train, eval by default) with known values.
     @discardableResult
     static func write(_ dir: String, rows: [Int] = [5, 3, 4], splits: [Split] = [.train, .train, .eval],
