@@ -8,6 +8,7 @@ public struct EpochPosition: Sendable, Codable, Equatable, Hashable {
     /// Step within the epoch, `0..<stepsPerEpoch`.
     public var step: Int
 
+    /// The position of `step` within `epoch`.
     public init(epoch: Int, step: Int) {
         self.epoch = epoch
         self.step = step

@@ -13,6 +13,7 @@ public struct FileEntry: Sendable, Codable, Equatable {
     /// CRC-32 (zlib's) of the whole file, 8 lowercase hex digits.
     public var crc32: String
 
+    /// An entry for a file of `bytes` bytes with CRC-32 `crc32` (8 hex digits).
     public init(bytes: Int, crc32: String) {
         self.bytes = bytes
         self.crc32 = crc32
@@ -32,6 +33,7 @@ public struct ShardEntry: Sendable, Codable, Equatable {
     /// Every file of the shard by file name.
     public var files: [String: FileEntry]
 
+    /// A shard entry.
     public init(name: String, split: Split, rows: Int, files: [String: FileEntry]) {
         self.name = name
         self.split = split
@@ -54,6 +56,7 @@ public struct PromptsEntry: Sendable, Codable, Equatable {
     /// Files of the prompts directory.
     public var files: [String: FileEntry]
 
+    /// A prompts entry.
     public init(directory: String, labels: [String], texts: [String]?, heldOut: [Int], files: [String: FileEntry]) {
         self.directory = directory
         self.labels = labels
@@ -108,6 +111,7 @@ public struct Manifest: Sendable, Codable, Equatable {
     /// The version this code writes and reads.
     public static let currentVersion = 1
 
+    /// A manifest of the current format and version.
     public init(description: String, dtype: NpyDType, dEmbed: Int, dLLM: Int, variants: [String],
                 shards: [ShardEntry] = [], prompts: PromptsEntry? = nil, source: JSONValue? = nil) {
         format = Manifest.formatName
