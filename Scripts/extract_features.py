@@ -297,6 +297,10 @@ def run(args):
                 "max_tokens": args.max_tokens, "dtype": args.dtype, "shard_rows": args.shard_rows,
                 "eval_rows": args.eval_rows, "prompts": args.prompts}
     os.makedirs(args.out, exist_ok=True)
+    for name in os.listdir(args.out):  # leftovers of an interrupted run
+        if ".tmp-" in name:
+            path = os.path.join(args.out, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
     state_path = os.path.join(args.out, "extract-state.json")
     if os.path.exists(state_path):
         with open(state_path) as f:

@@ -51,6 +51,8 @@ final class ExtractFeaturesTests: XCTestCase {
         Tree.remove(dir.sub("out/manifest.json"))
         Tree.remove(dir.sub("out/train-00001"))
         Tree.remove(dir.sub("out/eval-00000"))
+        try Files.makeDirectories(dir.sub("out/train-00001.tmp-99999"))  // a half-written shard
+        try Files.writeAtomically(dir.sub("out/train-00001.tmp-99999/image.npy"), [1, 2, 3])
         (status, out, err) = try runProcess(args)
         XCTAssertEqual(status, 0, out + err)
         XCTAssertTrue(err.contains("resuming; 1 finished shard(s) skipped"), err)

@@ -61,6 +61,17 @@ final class NpyTests: XCTestCase {
         XCTAssertEqual(CRC32.hex(0xAB), "000000ab")
     }
 
+    func testHalfToFloatMatchesFloat16ForEveryBitPattern() {
+        for h in 0...UInt16.max {
+            let want = Float(Float16(bitPattern: h)), got = halfToFloat(h)
+            if want.isNaN {
+                XCTAssertTrue(got.isNaN, "half \(h)")
+            } else {
+                XCTAssertEqual(got.bitPattern, want.bitPattern, "half \(h)")
+            }
+        }
+    }
+
     func testFloat16WideningIsExact() throws {
         let dir = TempDir()
         defer { dir.cleanUp() }
