@@ -38,13 +38,14 @@ final class SynthTests: XCTestCase {
     func testManifestLabelsTheSimulationAndRecordsTheWorld() throws {
         let dir = TempDir()
         defer { dir.cleanUp() }
-        var spec = SynthTests.smallSpec()
+        var spec = SynthTests.smallSpec(seed: 0xFEDC_BA98_7654_3210)  // above Int64.max: must survive JSON
         spec.pairs = 40
         spec.evalPairs = 10
         let m = try SynthGenerator.generate(spec, to: dir.sub("w"))
         XCTAssertTrue(m.description.contains("a simulation, not real data"))
         XCTAssertEqual(m.source?["kind"], .string("simulation"))
         XCTAssertEqual(try m.source?["world"]?.decode(SynthWorldSpec.self), spec)
+        XCTAssertEqual(try Manifest.read(dir.sub("w") + "/manifest.json").source?["world"]?.decode(SynthWorldSpec.self), spec)
         XCTAssertEqual(m.variants, ["short_en", "long_en", "noisy_en", "long_de", "long_zh"])
         XCTAssertEqual(m.prompts?.labels.count, spec.concepts)
         XCTAssertEqual(m.prompts?.heldOut, Array(56..<64))
