@@ -32,11 +32,12 @@ let package = Package(
 
         .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: numeric),
         .target(name: "Model", dependencies: ["Tensors"], swiftSettings: numeric),
+        .target(name: "Features", dependencies: ["Tensors"], swiftSettings: numeric),
         .target(name: "JobConfig", dependencies: ["Model", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
         .executableTarget(
             name: "proclip",
             dependencies: [
-                "Tensors", "Model", "JobConfig",
+                "Tensors", "Model", "JobConfig", "Features",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: v5),
@@ -44,6 +45,7 @@ let package = Package(
         // Counts malloc calls process-wide, for the allocation-free step test.
         .target(name: "CAllocCounter", path: "Tests/Support/CAllocCounter"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: v5),
+        .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensors", "CAllocCounter"], swiftSettings: v5),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensors", "JobConfig", "CAllocCounter"], swiftSettings: v5),
         .testTarget(name: "JobConfigTests", dependencies: ["JobConfig", "Model"], swiftSettings: v5),
         .testTarget(name: "ProclipTests", dependencies: ["proclip"], exclude: ["Configs"], swiftSettings: v5),

@@ -8,5 +8,6 @@ struct BenchCommand: ParsableCommand {
         abstract: "Measure step, collective and checkpoint speed against same-run references.",
         subcommands: [
             BenchStep.self,
+            DataBenchCommand.self,
         ])
 }

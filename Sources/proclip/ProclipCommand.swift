@@ -9,6 +9,8 @@ struct ProclipCommand: ParsableCommand {
         subcommands: [
             GradCommand.self,
             BenchCommand.self,
+            DataCommand.self,
+            SynthCommand.self,
         ])
 }
 
