@@ -7,6 +7,8 @@ struct ProclipCommand: ParsableCommand {
         abstract: "Progressive vision-language alignment (ProCLIP) trainer for CPU clusters.",
         version: proclipVersion,
         subcommands: [
+            TrainCommand.self,
+            EvalCommand.self,
             GradCommand.self,
             BenchCommand.self,
             DataCommand.self,
