@@ -11,12 +11,12 @@ public enum EvalTable {
 
     /// A Markdown table: one row per (label, report), recall@1 both ways per variant, zero-shot,
     /// held-out and drift.
-    public static func markdown(_ rows: [(String, EvalReport)], variants: [String]) -> String {
+    public static func markdown(_ rows: [(String, EvalReport)], variants: [String], bothDirections: Bool = true) -> String {
         var head = "| model |"
         var rule = "|---|"
         for v in variants {
-            head += " \(v) i2t R@1 | \(v) t2i R@1 |"
-            rule += "---:|---:|"
+            head += bothDirections ? " \(v) i2t R@1 | \(v) t2i R@1 |" : " \(v) R@1 |"
+            rule += bothDirections ? "---:|---:|" : "---:|"
         }
         head += " zero-shot top-1 | held-out top-1 | image drift (cos) |"
         rule += "---:|---:|---:|"
@@ -25,9 +25,9 @@ public enum EvalTable {
             var line = "| \(label) |"
             for v in variants {
                 if let s = r.variants[v] {
-                    line += " \(fixed(s.i2t_r1, 3)) | \(fixed(s.t2i_r1, 3)) |"
+                    line += bothDirections ? " \(fixed(s.i2t_r1, 3)) | \(fixed(s.t2i_r1, 3)) |" : " \(fixed(s.i2t_r1, 3)) |"
                 } else {
-                    line += " – | – |"
+                    line += bothDirections ? " – | – |" : " – |"
                 }
             }
             line += " \(r.zeroshot_top1.map { fixed($0, 3) } ?? "–") |"

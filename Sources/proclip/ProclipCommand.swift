@@ -9,6 +9,7 @@ struct ProclipCommand: ParsableCommand {
         subcommands: [
             TrainCommand.self,
             EvalCommand.self,
+            ReportCommand.self,
             GradCommand.self,
             BenchCommand.self,
             DataCommand.self,
