@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/setup.sh
 swift build -c release --product proclip >&2
-for c in demo llm2clip no-self-distill inherit-only; do
+for c in demo llm2clip no-self-distill; do
     echo "training $c ..." >&2
     .build/release/proclip train --config "Configs/$c.yaml" --run-dir "runs/ablations/$c" --overwrite --quiet >/dev/null
 done
-.build/release/proclip report runs/ablations/demo runs/ablations/llm2clip runs/ablations/no-self-distill \
-    --variants long_en,short_en,noisy_en,long_de,long_zh
+.build/release/proclip report runs/ablations/demo=ProCLIP "runs/ablations/llm2clip=llm2clip (contrast only)" \
+    runs/ablations/no-self-distill=no-self-distill --variants long_en,short_en,noisy_en,long_de,long_zh
