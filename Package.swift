@@ -34,6 +34,8 @@ let package = Package(
         .target(name: "Model", dependencies: ["Tensors"], swiftSettings: numeric),
         .target(name: "Features", dependencies: ["Tensors"], swiftSettings: numeric),
         .target(name: "JobConfig", dependencies: ["Model", "Features", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
+        .target(name: "Control", swiftSettings: v5),
+        .target(name: "Coordinator", dependencies: ["Control"], swiftSettings: v5),
         .target(name: "Trainer", dependencies: ["Tensors", "Model", "Features", "JobConfig"], swiftSettings: v5),
         .executableTarget(
             name: "proclip",
@@ -48,6 +50,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: v5),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensors", "CAllocCounter"], swiftSettings: v5),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensors", "JobConfig", "CAllocCounter"], swiftSettings: v5),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Control"], swiftSettings: v5),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
         .testTarget(name: "JobConfigTests", dependencies: ["JobConfig", "Model"], swiftSettings: v5),
         .testTarget(name: "ProclipTests", dependencies: ["proclip"], exclude: ["Configs"], swiftSettings: v5),
