@@ -57,69 +57,53 @@ public final class LocalTrainer {
         run.log(EvalTable.line(baseline))
         var progress = ProgressLine()
         progress.enabled = options.progress
-        let scratch = AdamWScratch(layout: layout)
         let total = options.maxSteps.map { min($0, plan.totalSteps) } ?? plan.totalSteps
         let started = MonotonicClock.now()
-        var global = 0
-        for phase in plan.phases where global < total {
-            let pc = phase.config
-            let group = LocalGroup(layout: layout, settings: pc.loss, batch: pc.batch, workers: options.simulatedWorkers)
-            let feeder = try BatchFeeder(dataset: dataset, phase: phase, jobSeed: config.seed, variantMap: variantMap,
-                                         maxRows: pc.batch)
-            if pc.resetOptimizer { store.resetMoments() }
-            let header = "phase \(phase.index + 1)/\(plan.phases.count) '\(pc.name)' (\(pc.kind.rawValue)): \(phase.steps) steps, "
-                + "\(phase.stepsPerEpoch) per epoch, batch \(pc.batch), group \(pc.loss.group)"
-            run.log(header)
+        var phaseStart = started
+        var phaseSteps = 0
+        var done = 0
+        let loop = try TrainingLoop(config: config, dataset: dataset, store: store)
+        func evaluate(_ phase: PlannedPhase, _ step: Int, stopped: Bool) throws {
             progress.finishLine()
-            if options.progress { printErr(header) }
-            var t = 0
-            let phaseStart = MonotonicClock.now()
-            for k in 0..<phase.steps where global < total {
-                let t0 = MonotonicClock.now()
-                for e in group.engines { feeder.fill(e, step: k) }
-                let terms = group.step(store: store)
-                guard terms.total.isFinite else {
-                    throw TrainingError("phase '\(pc.name)' step \(k): the loss is \(terms.total); stopping (no parameters were changed by this step)")
-                }
-                t += 1
-                let factor = phase.schedule.factor(at: k)
-                let norm = AdamW.step(store: store, grads: group.grads.base, groups: pc.train, settings: pc.optimizer,
-                                      t: t, lrFactor: factor, emaAlpha: pc.emaAlpha, scratch: scratch)
-                global += 1
-                let now = MonotonicClock.now()
-                let dt = now - t0
-                run.appendMetrics(metricsLine(phase: phase, k: k, global: global, terms: terms, factor: factor, norm: norm, seconds: dt))
-                let rate = Double(pc.batch * (k + 1)) / (now - phaseStart)
-                let eta = (now - started) / Double(global) * Double(total - global)
-                let pos = phase.position(ofStep: k)
-                progress.show("\(pc.name) \(phase.index + 1)/\(plan.phases.count) step \(k + 1)/\(phase.steps) (epoch \(pos.epoch + 1)) "
-                              + ProgressLine.bar(Double(k + 1) / Double(phase.steps)) + " "
-                              + terms.named(pc.kind).map { "\($0.0) \(compact($0.1))" }.joined(separator: " ")
-                              + " | \(compact(rate, digits: 3)) samples/s | ETA \(ProgressLine.duration(eta))",
-                              now: now, force: k + 1 == phase.steps)
-            }
-            progress.finishLine()
-            let ended = global == phase.firstGlobalStep + phase.steps
-            let report = evaluator.evaluate(store, model: "proclip \(config.name)", phase: pc.name + (ended ? "" : " (stopped)"), step: global)
+            let report = evaluator.evaluate(store, model: "proclip \(config.name)", phase: phase.config.name + (stopped ? " (stopped)" : ""), step: step)
             reports.append(report)
             try run.writeEval(reports)
-            run.log("after \(pc.name) (step \(global)): " + EvalTable.line(report))
-            if options.progress { printErr("after \(pc.name) (step \(global)): " + EvalTable.line(report)) }
+            run.log("after \(phase.config.name) (step \(step)): " + EvalTable.line(report))
+            if options.progress { printErr("after \(phase.config.name) (step \(step)): " + EvalTable.line(report)) }
         }
-        try run.writeParameters(store, name: "final.safetensors", config: config, step: global)
-        run.log("done: \(global) steps in \(ProgressLine.duration(MonotonicClock.now() - started)); final.safetensors written")
+        try loop.run(from: 0, to: total, executor: { phase in
+            let pc = phase.config
+            let header = "phase \(phase.index + 1)/\(self.plan.phases.count) '\(pc.name)' (\(pc.kind.rawValue)): \(phase.steps) steps, "
+                + "\(phase.stepsPerEpoch) per epoch, batch \(pc.batch), group \(pc.loss.group)"
+            self.run.log(header)
+            progress.finishLine()
+            if self.options.progress { printErr(header) }
+            phaseStart = MonotonicClock.now()
+            phaseSteps = 0
+            return LocalGroup(layout: self.layout, settings: pc.loss, batch: pc.batch, workers: self.options.simulatedWorkers)
+        }, onStep: { o in
+            done = o.globalStep
+            phaseSteps += 1
+            self.run.appendMetrics(o.json)
+            let pc = o.phase.config
+            let now = MonotonicClock.now()
+            let rate = Double(pc.batch * phaseSteps) / (now - phaseStart)
+            let eta = (now - started) / Double(o.globalStep) * Double(total - o.globalStep)
+            let pos = o.phase.position(ofStep: o.phaseStep)
+            progress.show("\(pc.name) \(o.phase.index + 1)/\(self.plan.phases.count) step \(o.phaseStep + 1)/\(o.phase.steps) (epoch \(pos.epoch + 1)) "
+                          + ProgressLine.bar(Double(o.phaseStep + 1) / Double(o.phase.steps)) + " "
+                          + o.terms.named(pc.kind).map { "\($0.0) \(compact($0.1))" }.joined(separator: " ")
+                          + " | \(compact(rate, digits: 3)) samples/s | ETA \(ProgressLine.duration(eta))",
+                          now: now, force: o.phaseStep + 1 == o.phase.steps)
+        }, onPhaseEnd: { phase, step in
+            try evaluate(phase, step, stopped: false)
+        })
+        if done < plan.totalSteps, let (phase, k) = plan.locate(globalStep: done), k > 0 {
+            try evaluate(phase, done, stopped: true)
+        }
+        try run.writeParameters(store, name: "final.safetensors", config: config, step: done)
+        run.log("done: \(done) steps in \(ProgressLine.duration(MonotonicClock.now() - started)); final.safetensors written")
         return reports
-    }
-
-    func metricsLine(phase: PlannedPhase, k: Int, global: Int, terms: LossTerms, factor: Double, norm: Double, seconds: Double) -> String {
-        let pc = phase.config
-        let loss = terms.named(pc.kind).map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
-        let lr = pc.train.groups.map { "\"\($0.name)\":\((pc.optimizer.lr[$0] ?? 0) * factor)" }.joined(separator: ",")
-        let scale = Double(store.params.base[layout.logitScale])
-        let pos = phase.position(ofStep: k)
-        return "{\"phase\":\"\(pc.name)\",\"phase_index\":\(phase.index),\"step\":\(global),\"phase_step\":\(k + 1),"
-            + "\"epoch\":\(pos.epoch),\"loss\":{\(loss)},\"lr\":{\(lr)},\"logit_scale\":\(scale),\"grad_norm\":\(norm),"
-            + "\"samples_per_second\":\(Double(pc.batch) / seconds),\"step_seconds\":\(seconds)}"
     }
 }
 
