@@ -7,6 +7,7 @@ import PackageDescription
 ///   C shims (CZmq, COpenBLAS, CLZ4)
 ///   Tensors -> Model -> Trainer -> Worker
 ///   Wire -> Ring -> Worker
+///   Spawn (local child processes) -> CLI and the multi-process tests
 ///   Features, Checkpoints, JobConfig -> Coordinator and Worker
 ///   proclip (the CLI) on top: the only module that imports ArgumentParser.
 let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
@@ -29,10 +30,13 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: v5),
         .target(name: "Model", dependencies: ["Tensors"], swiftSettings: v5),
         .target(name: "JobConfig", dependencies: ["Model", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
+        .target(name: "Wire", dependencies: ["CZmq"], swiftSettings: v5),
+        .target(name: "Ring", dependencies: ["Wire"], swiftSettings: v5),
+        .target(name: "Spawn", swiftSettings: v5),
         .executableTarget(
             name: "proclip",
             dependencies: [
-                "Tensors", "Model", "JobConfig",
+                "Tensors", "Model", "JobConfig", "Wire", "Ring", "Spawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: v5),
@@ -41,5 +45,8 @@ let package = Package(
         .target(name: "CAllocCounter", path: "Tests/Support/CAllocCounter"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: v5),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensors", "JobConfig", "CAllocCounter"], swiftSettings: v5),
+        .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: v5),
+        // The multi-process tests run the `proclip` executable that `swift test` builds beside them.
+        .testTarget(name: "RingTests", dependencies: ["Ring", "Wire", "Spawn", "CAllocCounter"], swiftSettings: v5),
     ]
 )
