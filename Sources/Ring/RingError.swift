@@ -1,0 +1,85 @@
+import Wire
+
+/// Why a collective failed. After any of these the group is closed: its sockets are shut, no
+/// memory of the caller is referenced any more, and every later call throws `.closed`.
+public enum RingError: Error, Equatable, CustomStringConvertible {
+    /// No message came within `options.timeout`; `waitingFor` names the message and the peer.
+    case timedOut(waitingFor: String, seconds: Double)
+    /// A peer sent traffic of a newer generation: membership changed under this group.
+    case generationChanged(ours: UInt64, seen: UInt64)
+    /// `abandon()` was called (membership is changing).
+    case abandoned
+    /// A peer sent a well-formed message that does not fit this operation (the ranks disagree
+    /// on the sequence of collectives, their counts, or the group's options).
+    case protocolViolation(String)
+    /// An argument was refused before anything was sent (all ranks refuse it alike when they
+    /// pass the same values).
+    case invalidArgument(String)
+    /// The group was closed, by `close()` or by an earlier failure (named).
+    case closed(reason: String)
+    /// The transport failed.
+    case transport(String)
+
+    public var description: String {
+        switch self {
+        case .timedOut(let what, let s): return "timed out after \(s) s waiting for \(what)"
+        case .generationChanged(let ours, let seen): return "generation changed: this group is \(ours), a peer sent \(seen)"
+        case .abandoned: return "abandoned: membership is changing"
+        case .protocolViolation(let text): return "protocol violation: \(text)"
+        case .invalidArgument(let text): return "invalid argument: \(text)"
+        case .closed(let reason): return "group closed (\(reason))"
+        case .transport(let text): return "transport: \(text)"
+        }
+    }
+}
+
+/// Tunables of a group. Every rank of a group must use the same `segmentBytes` and `streams`
+/// (checked when the group connects); the rest may differ.
+public struct RingOptions: Sendable, Equatable {
+    /// Longest wait for any one message, in seconds. A dead or stuck peer is reported this long
+    /// after the last message it sent.
+    public var timeout: Double = 30
+    /// Longest wait for every rank to connect when the group is created, in seconds.
+    public var connectTimeout: Double = 60
+    /// Largest message payload. Blocks are cut into segments of this size so that sending,
+    /// receiving and adding overlap; kept well below 32 MiB, where every received message
+    /// would be a fresh `mmap` that is page-faulted in.
+    public var segmentBytes: Int = 512 << 10
+    /// TCP connections (and ZeroMQ I/O threads) per ring neighbour; segments go round-robin.
+    public var streams: Int = 1
+    /// Kernel socket buffer size in bytes for each connection (−1: the OS default).
+    public var kernelBufferBytes: Int = -1
+    /// ZMTP heartbeat interval in milliseconds: a connection silent for three intervals is
+    /// dropped by ZeroMQ (0: no heartbeats).
+    public var heartbeatMilliseconds: Int = 1000
+
+    /// The defaults.
+    public init() {}
+
+    /// Throws `.invalidArgument` for values out of range.
+    public func validate() throws {
+        guard timeout > 0, timeout.isFinite else { throw RingError.invalidArgument("timeout \(timeout) s") }
+        guard connectTimeout > 0, connectTimeout.isFinite else { throw RingError.invalidArgument("connectTimeout \(connectTimeout) s") }
+        guard segmentBytes >= 4, segmentBytes <= 16 << 20, segmentBytes % 4 == 0 else {
+            throw RingError.invalidArgument("segmentBytes \(segmentBytes): a multiple of 4 in 4…16 MiB")
+        }
+        guard (1...16).contains(streams) else { throw RingError.invalidArgument("streams \(streams) not in 1…16") }
+        guard heartbeatMilliseconds >= 0 else { throw RingError.invalidArgument("heartbeat \(heartbeatMilliseconds) ms") }
+    }
+}
+
+/// The ring's message types.
+extension MessageType {
+    /// Connection check sent once per stream when a group starts.
+    public static let ringHello = MessageType(rawValue: 0x10)
+    public static let ringAllReduce = MessageType(rawValue: 0x11)
+    public static let ringAllGather = MessageType(rawValue: 0x12)
+    public static let ringReduceScatter = MessageType(rawValue: 0x13)
+    public static let ringBroadcast = MessageType(rawValue: 0x14)
+    public static let ringBarrier = MessageType(rawValue: 0x15)
+    public static let ringPointToPoint = MessageType(rawValue: 0x16)
+
+    static let ringTypes: [MessageType] = [
+        .ringHello, .ringAllReduce, .ringAllGather, .ringReduceScatter, .ringBroadcast, .ringBarrier, .ringPointToPoint,
+    ]
+}
