@@ -8,5 +8,6 @@ struct BenchCommand: ParsableCommand {
         abstract: "Measure step, collective and checkpoint speed against same-run references.",
         subcommands: [
             // one line per benchmark
+            BenchCollectives.self,
         ])
 }
