@@ -26,7 +26,7 @@ public final class RingListener {
             let s = try context.socket(.pull)
             try configure(s, options: options)
             // No frame exceeds a segment (headers are 32 bytes, hello payloads 20).
-            try s.set(.maxMessageSize(max(options.segmentBytes, RingGroup.helloBytes)))
+            try s.set(.maxMessageSize(max(options.segmentBytes, RingGroup.helloBytes, FrameHeader.byteCount)))
             try s.bind(try RingListener.streamEndpoint(endpoint, k))
             bound.append(try s.lastEndpoint())
             sockets.append(s)
