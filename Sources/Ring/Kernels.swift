@@ -24,6 +24,12 @@ enum Kernels {
         }
     }
 
+    /// `y[i] += x[i]` for aligned float buffers.
+    @inline(__always)
+    static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { y[i] += x[i] }
+    }
+
     /// `out[i] = acc[i] + x[i]` for a received payload `acc`.
     @inline(__always)
     static func sum(_ acc: UnsafeRawPointer, _ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ n: Int) {

@@ -45,10 +45,18 @@ public struct RingOptions: Sendable, Equatable {
     /// receiving and adding overlap; kept well below 32 MiB, where every received message
     /// would be a fresh `mmap` that is page-faulted in.
     public var segmentBytes: Int = 512 << 10
+    /// All-reduces of at most this many bytes use the latency-bound algorithm (W−1 hops instead
+    /// of 2(W−1), see `RingGroup.allReduce`); the group keeps W times this size (at most
+    /// 4 MiB) of scratch for it. 0 turns it off.
+    public var smallAllReduceBytes: Int = 64 << 10
     /// TCP connections (and ZeroMQ I/O threads) per ring neighbour; segments go round-robin.
     public var streams: Int = 1
     /// Kernel socket buffer size in bytes for each connection (−1: the OS default).
     public var kernelBufferBytes: Int = -1
+    /// How long a receive keeps polling (yielding the CPU between polls) before it sleeps in
+    /// `zmq_poll`, in microseconds. Spinning saves a wake-up per message on a busy ring; 0
+    /// sleeps at once.
+    public var spinMicroseconds: Int = 50
     /// ZMTP heartbeat interval in milliseconds: a connection silent for three intervals is
     /// dropped by ZeroMQ (0: no heartbeats).
     public var heartbeatMilliseconds: Int = 1000
@@ -64,6 +72,8 @@ public struct RingOptions: Sendable, Equatable {
             throw RingError.invalidArgument("segmentBytes \(segmentBytes): a multiple of 4 in 4…16 MiB")
         }
         guard (1...16).contains(streams) else { throw RingError.invalidArgument("streams \(streams) not in 1…16") }
+        guard smallAllReduceBytes >= 0 else { throw RingError.invalidArgument("smallAllReduceBytes \(smallAllReduceBytes)") }
+        guard (0...100_000).contains(spinMicroseconds) else { throw RingError.invalidArgument("spin \(spinMicroseconds) µs") }
         guard heartbeatMilliseconds >= 0 else { throw RingError.invalidArgument("heartbeat \(heartbeatMilliseconds) ms") }
     }
 }

@@ -32,6 +32,8 @@ public final class RingGroup {
 
     let transport: RingTransport
     let blocks: BlockTable
+    /// W slots for the latency-bound all-reduce, allocated once.
+    let scratch: UnsafeMutableBufferPointer<Float>
     var collective: UInt32 = 0
     private(set) var failure: String?
 
@@ -66,13 +68,19 @@ public final class RingGroup {
         self.generation = generation
         self.options = options
         blocks = BlockTable(worldSize: worldSize)
+        let slot = worldSize > 1 ? min(options.smallAllReduceBytes, (4 << 20) / worldSize) / 4 : 0
+        scratch = .allocate(capacity: max(1, slot * worldSize))
+        scratch.initialize(repeating: 0)
         do { try hello() } catch {
             transport.close()
             throw mapped(error, timeout: options.connectTimeout)
         }
     }
 
-    deinit { transport.close() }
+    deinit {
+        transport.close()  // first: no send may still read the scratch
+        scratch.deallocate()
+    }
 
     /// Messages dropped so far (malformed, or stale: of an older generation).
     public var drops: DropCounts { transport.drops }

@@ -1,5 +1,8 @@
 import Synchronization
 import Wire
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The bound, receiving end of a rank's ring connections: one ZeroMQ PULL socket per stream.
 ///
@@ -86,6 +89,7 @@ public final class ZmqRingTransport: RingTransport {
     private let abandoned = Atomic<Bool>(false)
     private var isClosed = false
     private let streams: Int
+    private let spinNanoseconds: UInt64
     /// Longest single sleep in a wait, so that `abandon()` is noticed promptly.
     private let pollSliceMilliseconds = 50
 
@@ -98,6 +102,7 @@ public final class ZmqRingTransport: RingTransport {
         self.rank = rank
         self.worldSize = worldSize
         streams = listener.options.streams
+        spinNanoseconds = UInt64(listener.options.spinMicroseconds) * 1000
         validator = FrameValidator(accepting: MessageType.ringTypes.map {
             ($0, $0 == .ringHello ? RingGroup.helloBytes : listener.options.segmentBytes)
         })
@@ -159,9 +164,18 @@ public final class ZmqRingTransport: RingTransport {
             throw RingError.invalidArgument("rank \(rank) receives only from its predecessor \(predecessor), not \(peer)")
         }
         let socket = listener.sockets[Int(tag.chunk) % streams]
+        var spinUntil: UInt64 = 0
         while true {
             switch try socket.receiveFrame(header: headerIn, payload: payloadIn, validator: &validator) {
             case .none:
+                if spinNanoseconds > 0 {
+                    let now = Deadline.now().nanoseconds
+                    if spinUntil == 0 { spinUntil = now &+ spinNanoseconds }
+                    if now < spinUntil {
+                        sched_yield()
+                        continue
+                    }
+                }
                 try checkUsable()
                 let ms = deadline.remainingMilliseconds(cap: pollSliceMilliseconds)
                 if ms == 0 { throw RingError.timedOut(waitingFor: "\(tag) from rank \(peer)", seconds: 0) }

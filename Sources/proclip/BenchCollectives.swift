@@ -22,20 +22,26 @@ struct BenchCollectives: ParsableCommand {
     @Option(help: "Buffer sizes in bytes, comma-separated, with K/M/G suffixes (powers of 1024).")
     var sizes: String = "4K,64K,1M,16M,64M"
 
-    @Option(help: "Timed repetitions per size (default: from 5 at 64 MiB up to 200 for small sizes).")
+    @Option(help: "Timed samples per size (default: from 5 at 64 MiB up to 30 for small sizes).")
     var reps: Int?
 
-    @Option(help: "Untimed repetitions per size before timing.")
+    @Option(help: "Untimed samples per size before timing.")
     var warmup: Int = 2
 
     @Option(help: "Segment size in bytes (K/M suffixes allowed).")
     var segmentBytes: String = "512K"
+
+    @Option(help: "All-reduces up to this size use the latency-bound algorithm (K/M suffixes; 0: never).")
+    var smallBytes: String = "64K"
 
     @Option(help: "Connections per ring neighbour.")
     var streams: Int = 1
 
     @Option(help: "Kernel socket buffer size in bytes per connection (K/M suffixes; default: the OS's).")
     var kernelBuffer: String?
+
+    @Option(help: "Microseconds a receive polls before sleeping.")
+    var spin: Int = RingOptions().spinMicroseconds
 
     @Option(help: "Longest wait for any one message, in seconds.")
     var timeout: Double = 30
@@ -75,6 +81,8 @@ struct BenchCollectives: ParsableCommand {
         options.streams = streams
         options.kernelBufferBytes = try kernelBuffer.map { try parseBytes($0, flag: "--kernel-buffer") } ?? -1
         options.timeout = timeout
+        options.spinMicroseconds = spin
+        options.smallAllReduceBytes = try parseBytes(smallBytes, flag: "--small-bytes")
         options.connectTimeout = max(timeout, 30)
         do { try options.validate() } catch { throw ValidationError("\(error)") }
         return options
@@ -115,7 +123,8 @@ struct BenchCollectivesConfig {
             "bench", "collectives", "--world", "\(world)", "--transport", transport.rawValue,
             "--sizes", sizes.map(String.init).joined(separator: ","), "--warmup", "\(warmup)",
             "--segment-bytes", "\(options.segmentBytes)", "--streams", "\(options.streams)",
-            "--timeout", "\(options.timeout)", "--session", session,
+            "--timeout", "\(options.timeout)", "--spin", "\(options.spinMicroseconds)",
+            "--small-bytes", "\(options.smallAllReduceBytes)", "--session", session,
         ]
         if let reps { args += ["--reps", "\(reps)"] }
         if options.kernelBufferBytes > 0 { args += ["--kernel-buffer", "\(options.kernelBufferBytes)"] }
@@ -123,8 +132,14 @@ struct BenchCollectivesConfig {
         return args
     }
 
-    /// Timed repetitions for `bytes`.
-    func repetitions(_ bytes: Int) -> Int { reps ?? max(5, min(200, (512 << 20) / max(bytes, 1))) }
+    /// Timed samples for `bytes`, and back-to-back calls per sample: up to 64 calls for small
+    /// sizes (1 MiB per sample), up to 30 samples (256 MiB in all), at least 5.
+    /// Scripts/mpi_allreduce_bench.c uses the same rule.
+    func sampling(_ bytes: Int) -> (samples: Int, calls: Int) {
+        let b = max(bytes, 4)
+        let calls = max(1, min(64, (1 << 20) / b))
+        return (reps ?? max(5, min(30, (256 << 20) / (b * calls))), calls)
+    }
 }
 
 /// Parses `64M`, `512K`, `4096`.
