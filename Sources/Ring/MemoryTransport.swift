@@ -16,12 +16,29 @@ public final class MemoryRing: @unchecked Sendable {
     let monitor = Monitor()
     var mailboxes: [MessageQueue]  // by receiving rank; guarded by `monitor`
     var pool: [MemoryMessage] = []  // guarded by `monitor`
+    var largest = 64  // largest payload so far; every buffer grows to it, so buffers stay interchangeable
 
     /// A ring of `worldSize` ranks.
     public init(worldSize: Int) {
         precondition(worldSize >= 1, "a ring has at least one rank")
         self.worldSize = worldSize
         mailboxes = (0..<worldSize).map { _ in MessageQueue() }
+    }
+
+    /// Pre-allocates room for `messages` messages of up to `bytes` each in flight, so that even
+    /// the first rounds of a workload allocate nothing (the pool otherwise grows on demand to the
+    /// largest number ever in flight at once, which depends on thread timing).
+    public func reserve(messages: Int, bytes: Int) {
+        monitor.withLock {
+            largest = max(largest, bytes)
+            pool.reserveCapacity(pool.count + messages)
+            for _ in 0..<messages {
+                let m = MemoryMessage()
+                m.reserve(largest)
+                pool.append(m)
+            }
+            for r in 0..<worldSize { mailboxes[r].reserve(messages) }
+        }
     }
 
     /// The transport of `rank`; make one per rank and use it from that rank's thread.
@@ -32,8 +49,9 @@ public final class MemoryRing: @unchecked Sendable {
 
     /// With the lock held: a recycled message with room for `bytes`.
     func takeMessage(capacity bytes: Int) -> MemoryMessage {
+        largest = max(largest, bytes)
         let m = pool.popLast() ?? MemoryMessage()
-        m.reserve(bytes)
+        m.reserve(largest)
         return m
     }
 }
@@ -65,14 +83,18 @@ struct MessageQueue {
     private(set) var count = 0
 
     mutating func append(_ m: MemoryMessage) {
-        if count == slots.count {
-            let old = slots
-            slots = Array(repeating: nil, count: old.count * 2)
-            for i in 0..<count { slots[i] = old[(head + i) % old.count] }
-            head = 0
-        }
+        if count == slots.count { reserve(2 * count) }
         slots[(head + count) % slots.count] = m
         count += 1
+    }
+
+    /// Makes room for `capacity` messages.
+    mutating func reserve(_ capacity: Int) {
+        guard capacity > slots.count else { return }
+        let old = slots
+        slots = Array(repeating: nil, count: capacity)
+        for i in 0..<count { slots[i] = old[(head + i) % old.count] }
+        head = 0
     }
 
     /// Removes and returns the oldest message from `sender`.
@@ -99,6 +121,8 @@ public final class MemoryRingTransport: RingTransport {
     public let rank: Int
     public var worldSize: Int { ring.worldSize }
     public private(set) var drops = DropCounts()
+    /// Every rank reaches every other directly in memory.
+    public var directEndpoint: String? { "memory" }
     private let ring: MemoryRing
     private let abandoned = Atomic<Bool>(false)
     private var closed = false
@@ -184,6 +208,8 @@ public final class MemoryRingTransport: RingTransport {
         if abandoned.load(ordering: .acquiring) { throw RingError.abandoned }
         if closed { throw RingError.closed(reason: "transport closed") }
     }
+
+    public func connectDirect(_ endpoints: [String]) throws {}
 
     public func awaitSendsReleased(deadline: Deadline) throws {}  // sends copy
 

@@ -49,6 +49,10 @@ public struct RingOptions: Sendable, Equatable {
     /// of 2(W−1), see `RingGroup.allReduce`); the group keeps W times this size (at most
     /// 4 MiB) of scratch for it. 0 turns it off.
     public var smallAllReduceBytes: Int = 64 << 10
+    /// Groups of up to this many ranks also connect every rank to every other rank's direct
+    /// inbox, and run latency-bound operations (small all-reduces, barriers) there in one hop
+    /// instead of W−1. 0: ring connections only. Connections grow as W², hence the limit.
+    public var directMaxWorld: Int = 16
     /// TCP connections (and ZeroMQ I/O threads) per ring neighbour; segments go round-robin.
     public var streams: Int = 1
     /// Kernel socket buffer size in bytes for each connection (−1: the OS default).
@@ -72,6 +76,7 @@ public struct RingOptions: Sendable, Equatable {
             throw RingError.invalidArgument("segmentBytes \(segmentBytes): a multiple of 4 in 4…16 MiB")
         }
         guard (1...16).contains(streams) else { throw RingError.invalidArgument("streams \(streams) not in 1…16") }
+        guard directMaxWorld >= 0 else { throw RingError.invalidArgument("directMaxWorld \(directMaxWorld)") }
         guard smallAllReduceBytes >= 0 else { throw RingError.invalidArgument("smallAllReduceBytes \(smallAllReduceBytes)") }
         guard (0...100_000).contains(spinMicroseconds) else { throw RingError.invalidArgument("spin \(spinMicroseconds) µs") }
         guard heartbeatMilliseconds >= 0 else { throw RingError.invalidArgument("heartbeat \(heartbeatMilliseconds) ms") }
@@ -88,8 +93,16 @@ extension MessageType {
     public static let ringBroadcast = MessageType(rawValue: 0x14)
     public static let ringBarrier = MessageType(rawValue: 0x15)
     public static let ringPointToPoint = MessageType(rawValue: 0x16)
+    /// Latency-bound all-reduce over direct connections (each rank to every other).
+    public static let ringDirectReduce = MessageType(rawValue: 0x17)
+    /// Barrier over direct connections.
+    public static let ringDirectBarrier = MessageType(rawValue: 0x18)
+
+    /// Whether messages of this type travel over direct connections rather than the ring.
+    public var isDirect: Bool { self == .ringDirectReduce || self == .ringDirectBarrier }
 
     static let ringTypes: [MessageType] = [
         .ringHello, .ringAllReduce, .ringAllGather, .ringReduceScatter, .ringBroadcast, .ringBarrier, .ringPointToPoint,
+        .ringDirectReduce, .ringDirectBarrier,
     ]
 }

@@ -80,12 +80,18 @@ extension RingGroup {
 
     /// Returns once every rank has entered the barrier.
     ///
-    /// Algorithm: an all-gather of empty messages: in W−1 steps each rank forwards a token, so
-    /// after step s it knows that ranks r−1…r−s−1 have arrived. Cost: (W−1)·α.
+    /// Algorithm: with direct connections, every rank sends an empty message to every other and
+    /// waits for theirs (one hop, α + (W−1)·o). Otherwise an all-gather of empty messages round
+    /// the ring: in W−1 steps each rank forwards a token, so after step s it knows that ranks
+    /// r−1…r−s−1 have arrived. Cost: (W−1)·α.
     public func barrier() throws {
         try perform(.ringBarrier) { link in
             let w = worldSize
             guard w > 1 else { return }
+            if direct {
+                let timeout = options.timeout
+                return try directBarrier(link.sendTag, deadline: { .after(seconds: timeout) })
+            }
             try link.send(nil, 0)
             for s in 0..<(w - 1) { try link.receive(0, forward: s < w - 2) { _ in } }
         }

@@ -33,18 +33,22 @@ extension RingGroup {
     /// ring keeps W small per level).
     ///
     /// Small buffers (`options.smallAllReduceBytes`, W·S within the group's scratch) are
-    /// latency-bound, and take half the hops instead: a ring all-gather of the whole buffers
-    /// into the scratch, then every rank sums the W copies in rank order 0…W−1 (the same bits
-    /// everywhere):
+    /// latency-bound and take fewer hops: every rank's buffer is gathered into the scratch, and
+    /// every rank sums the W copies in rank order 0…W−1 (the same bits everywhere). With direct
+    /// connections (W ≤ `options.directMaxWorld`) each rank sends its buffer straight to every
+    /// other, one hop; otherwise a ring all-gather, W−1 hops:
     ///
-    ///     T_small(S, W) ≈ (W−1)·(α + S·β) + W·S·γ     (γ: time per byte added)
+    ///     T_direct(S, W) ≈ α + (W−1)·S·β + W·S·γ        (γ: time per byte added)
+    ///     T_gather(S, W) ≈ (W−1)·(α + S·β) + W·S·γ
     ///
-    /// It beats the two-phase ring while S·β·(1 − 2/W) < α, independent of W; its scratch
-    /// grows with W, hence the 4 MiB cap.
+    /// The ring gather beats the two-phase ring while S·β·(1 − 2/W) < α, independent of W; the
+    /// scratch grows with W, hence its 4 MiB cap.
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         let n = buffer.count
         if worldSize > 1, n > 0, n * 4 <= options.smallAllReduceBytes, n * worldSize <= scratch.count {
-            return try perform(.ringAllReduce) { link in try gatherAndSum(buffer, &link) }
+            return try perform(.ringAllReduce) { link in
+                if direct { try exchangeAndSum(buffer, &link) } else { try gatherAndSum(buffer, &link) }
+            }
         }
         try perform(.ringAllReduce) { link in
             guard worldSize > 1, buffer.count > 0, let x = buffer.baseAddress else { return }
@@ -91,8 +95,31 @@ extension RingGroup {
         }
     }
 
-    /// The latency-bound all-reduce: gather every rank's buffer into the scratch, then sum the
-    /// copies in rank order.
+    /// The latency-bound all-reduce over direct connections: send this rank's buffer to every
+    /// other rank, receive theirs into the scratch, sum in rank order.
+    private func exchangeAndSum(_ buffer: UnsafeMutableBufferPointer<Float>, _ link: inout Link) throws {
+        let w = worldSize, r = rank, n = buffer.count, timeout = options.timeout
+        let x = buffer.baseAddress!, slots = scratch.baseAddress!
+        memcpy(slots + r * n, x, n &* 4)
+        var tag = link.sendTag
+        tag.type = .ringDirectReduce
+        tag.chunk = UInt32(r)
+        let mine = UnsafeRawBufferPointer(start: slots + r * n, count: n &* 4)
+        for k in 1..<w { try transport.send(mine, to: (r + k) % w, tag: tag, deadline: .after(seconds: timeout)) }
+        for k in 1..<w {
+            let peer = (r + w - k) % w, dst = slots + peer * n
+            tag.chunk = UInt32(peer)
+            try transport.receive(from: peer, tag: tag, byteCount: n &* 4, deadline: .after(seconds: timeout), forward: nil) {
+                memcpy(dst, $0.baseAddress!, n &* 4)
+            }
+        }
+        memcpy(x, slots, n &* 4)
+        for b in 1..<w { Kernels.add(slots + b * n, into: x, n) }
+        try link.releaseSends()  // this rank's slot is rewritten by the next call
+    }
+
+    /// The latency-bound all-reduce over the ring: gather every rank's buffer into the scratch,
+    /// then sum the copies in rank order.
     private func gatherAndSum(_ buffer: UnsafeMutableBufferPointer<Float>, _ link: inout Link) throws {
         let w = worldSize, r = rank, n = buffer.count, seg = segmentFloats
         let x = buffer.baseAddress!, slots = scratch.baseAddress!

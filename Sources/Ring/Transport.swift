@@ -15,9 +15,11 @@ public struct Forward: Sendable {
 
 /// What the collectives see of the network: ordered, tagged byte messages between ranks, with
 /// every wait bounded by a deadline. Implementations: `ZmqRingTransport` (ZeroMQ over tcp or
-/// ipc, ring neighbours only) and `MemoryRingTransport` (threads in one process, for tests).
+/// ipc: ring neighbours, plus direct connections to every rank in small groups) and
+/// `MemoryRingTransport` (threads in one process, for tests).
 ///
-/// Messages from one peer arrive in the order sent (per stream: stream `chunk % streams`).
+/// Ring messages from one peer arrive in the order sent (per stream: stream `chunk % streams`);
+/// direct messages are matched by tag in any order.
 /// A transport is used from one thread at a time, except `abandon()`.
 public protocol RingTransport: AnyObject {
     /// This rank, in `0..<worldSize`.
@@ -26,6 +28,12 @@ public protocol RingTransport: AnyObject {
     var worldSize: Int { get }
     /// Received messages dropped so far (malformed, or of an older generation).
     var drops: DropCounts { get }
+    /// Where other ranks reach this one directly (messages of a type that `isDirect`), or nil
+    /// when the transport offers no direct connections.
+    var directEndpoint: String? { get }
+
+    /// Connects to every rank's direct endpoint (`endpoints[rank]` is this rank's own).
+    func connectDirect(_ endpoints: [String]) throws
 
     /// Sends `bytes` to `peer` under `tag`, without copying where the transport can: the memory
     /// must stay valid and unchanged until `awaitSendsReleased` returns.

@@ -43,6 +43,12 @@ public final class ZmqMessage {
         zmq_msg_init(pointer)
     }
 
+    /// Moves the content of `other` here without copying (releasing what this held); `other`
+    /// is left empty.
+    @inline(__always) public func take(from other: ZmqMessage) {
+        zmq_msg_move(pointer, other.pointer)
+    }
+
     /// Replaces the content with a copy of `source`. Copies of up to 33 bytes live inside the
     /// message itself and allocate nothing.
     public func setCopy(of source: UnsafeRawBufferPointer) throws {

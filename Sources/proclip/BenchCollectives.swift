@@ -34,6 +34,9 @@ struct BenchCollectives: ParsableCommand {
     @Option(help: "All-reduces up to this size use the latency-bound algorithm (K/M suffixes; 0: never).")
     var smallBytes: String = "64K"
 
+    @Option(help: "Largest world that also connects every rank to every other for latency-bound operations (0: ring only).")
+    var directMaxWorld: Int = RingOptions().directMaxWorld
+
     @Option(help: "Connections per ring neighbour.")
     var streams: Int = 1
 
@@ -83,6 +86,7 @@ struct BenchCollectives: ParsableCommand {
         options.timeout = timeout
         options.spinMicroseconds = spin
         options.smallAllReduceBytes = try parseBytes(smallBytes, flag: "--small-bytes")
+        options.directMaxWorld = directMaxWorld
         options.connectTimeout = max(timeout, 30)
         do { try options.validate() } catch { throw ValidationError("\(error)") }
         return options
@@ -124,7 +128,7 @@ struct BenchCollectivesConfig {
             "--sizes", sizes.map(String.init).joined(separator: ","), "--warmup", "\(warmup)",
             "--segment-bytes", "\(options.segmentBytes)", "--streams", "\(options.streams)",
             "--timeout", "\(options.timeout)", "--spin", "\(options.spinMicroseconds)",
-            "--small-bytes", "\(options.smallAllReduceBytes)", "--session", session,
+            "--small-bytes", "\(options.smallAllReduceBytes)", "--direct-max-world", "\(options.directMaxWorld)", "--session", session,
         ]
         if let reps { args += ["--reps", "\(reps)"] }
         if options.kernelBufferBytes > 0 { args += ["--kernel-buffer", "\(options.kernelBufferBytes)"] }

@@ -18,6 +18,7 @@ final class AllocationTests: XCTestCase {
                 alloc_counter_start()
                 gate.wait()  // counted rounds done
                 allocations.values[0] = alloc_counter_stop()
+                gate.wait()  // only now may the ranks wind down (thread exit allocates)
                 return
             }
             let ring = SharedRing.ring
@@ -37,6 +38,7 @@ final class AllocationTests: XCTestCase {
             gate.wait()
             for _ in 0..<5 { try round() }
             gate.wait()
+            gate.wait()
         }
         XCTAssertEqual(errors.compactMap { $0 }, [])
         XCTAssertEqual(allocations.values[0], 0, "heap allocations during 5 steady-state rounds on 4 ranks")
@@ -44,7 +46,11 @@ final class AllocationTests: XCTestCase {
 }
 
 enum SharedRing {
-    static let ring = MemoryRing(worldSize: 4)
+    static let ring: MemoryRing = {
+        let ring = MemoryRing(worldSize: 4)
+        ring.reserve(messages: 512, bytes: 64 << 10)  // the largest message: a 40 kB direct all-reduce
+        return ring
+    }()
 }
 
 /// A reusable barrier for test threads (pthread_barrier: no allocation when waiting).

@@ -10,23 +10,36 @@ final class CollectiveTests: XCTestCase {
     /// Counts of the Gloo-style matrix: 0, 1, W−1, W+1 and a prime.
     func counts(_ w: Int) -> [Int] { Array(Set([0, 1, w - 1, w + 1, 7919])).sorted() }
 
+    /// The three all-reduce algorithms: direct exchange and ring gather (latency-bound, small
+    /// buffers) and the two-phase ring (everything, when small buffers are turned off).
+    let algorithms: [(name: String, small: Int, directMaxWorld: Int)] = [
+        ("direct", 64 << 10, 16), ("ring gather", 64 << 10, 0), ("two-phase ring", 0, 16),
+    ]
+
     func testAllReduceEqualsPlainSumForEveryWorldSizeAndCount() {
-        for w in 1...8 {
+        for algorithm in algorithms {
+            for w in 1...8 { checkAllReduce(w, algorithm) }
+        }
+    }
+
+    func checkAllReduce(_ w: Int, _ algorithm: (name: String, small: Int, directMaxWorld: Int)) {
             for n in counts(w) {
                 let out = Shared([[Float]](repeating: [], count: w))
                 // Odd segment sizes too, so segments do not line up with blocks.
-                let errors = runRing(w, options: .with(segmentBytes: n % 2 == 0 ? 64 : 1020)) { r, g in
+                var options = RingOptions.with(segmentBytes: n % 2 == 0 ? 64 : 1020)
+                options.smallAllReduceBytes = algorithm.small
+                options.directMaxWorld = algorithm.directMaxWorld
+                let errors = runRing(w, options: options) { r, g in
                     for _ in 0..<2 {  // set up once, run many
                         var x = rankInput(r, n)
                         try x.withUnsafeMutableBufferPointer { try g.allReduce($0) }
                         out.values[r] = x
                     }
                 }
-                XCTAssertEqual(errors.compactMap { $0 }, [], "W=\(w) n=\(n)")
+                XCTAssertEqual(errors.compactMap { $0 }, [], "\(algorithm.name) W=\(w) n=\(n)")
                 let want = (0..<n).map { expectedSum(w, $0) }
-                for r in 0..<w { XCTAssertNil(firstMismatch(out.values[r], want), "W=\(w) n=\(n) rank \(r)") }
+                for r in 0..<w { XCTAssertNil(firstMismatch(out.values[r], want), "\(algorithm.name) W=\(w) n=\(n) rank \(r)") }
             }
-        }
     }
 
     /// 64 MiB per rank for every world size. Inputs are copied from a pattern (rank r starts at
@@ -123,11 +136,13 @@ final class CollectiveTests: XCTestCase {
     }
 
     func testBarrierWaitsForEveryRank() {
-        for w in 1...8 {
+        for (w, directMaxWorld) in (1...8).flatMap({ [($0, 16), ($0, 0)] }) {
             let arrived = Shared([Int](repeating: 0, count: w))
             let lock = NSLock()
             let early = Shared([Bool](repeating: false, count: w))
-            let errors = runRing(w) { r, g in
+            var options = RingOptions.fast
+            options.directMaxWorld = directMaxWorld
+            let errors = runRing(w, options: options) { r, g in
                 for round in 1...3 {
                     if r == round % w { usleep(20_000) }  // one late rank per round
                     lock.lock(); arrived.values[r] = round; lock.unlock()

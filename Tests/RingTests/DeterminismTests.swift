@@ -11,10 +11,12 @@ final class DeterminismTests: XCTestCase {
         return (0..<w).map { _ in (0..<n).map { _ in Float(rng.next() % 2_000_001 - 1_000_000) * 1e-3 * Float(1 << (rng.next() % 12)) } }
     }
 
-    func reduce(_ x: [[Float]], segmentBytes: Int) -> [[Float]] {
+    func reduce(_ x: [[Float]], segmentBytes: Int, small: Int = 0) -> [[Float]] {
         let w = x.count
         let out = Shared([[Float]](repeating: [], count: w))
-        let errors = runRing(w, options: .with(segmentBytes: segmentBytes)) { r, g in
+        var options = RingOptions.with(segmentBytes: segmentBytes)
+        options.smallAllReduceBytes = small
+        let errors = runRing(w, options: options) { r, g in
             var mine = x[r]
             try mine.withUnsafeMutableBufferPointer { try g.allReduce($0) }
             out.values[r] = mine
@@ -46,5 +48,17 @@ final class DeterminismTests: XCTestCase {
         var naive = [Float](repeating: 0, count: n)
         for r in 0..<w { for i in 0..<n { naive[i] += x[r][i] } }
         XCTAssertNotNil(firstMismatch(naive, want))
+    }
+
+    /// The latency-bound path sums the W copies in rank order 0, 1, …, W−1, on every rank.
+    func testSmallAllReduceSumsInRankOrderOnEveryRank() {
+        let w = 6, n = 999
+        let x = inputs(w, n)
+        var want = x[0]
+        for r in 1..<w { for i in 0..<n { want[i] += x[r][i] } }
+        for segment in [64, 4096] {
+            let got = reduce(x, segmentBytes: segment, small: 64 << 10)
+            for r in 0..<w { XCTAssertNil(firstMismatch(got[r], want), "rank \(r), segment \(segment)") }
+        }
     }
 }

@@ -44,6 +44,11 @@ final class ProcessTests: XCTestCase {
         try checkAll(["--world", "4", "--transport", "ipc", "--streams", "2", "--sizes", "4,20,1028,262148", "--segment-bytes", "4K"], expectedLines: 16)
     }
 
+    func testRingOnlyGroupOverTcp() throws {
+        // No direct connections: small all-reduces gather round the ring, barriers pass tokens.
+        try checkAll(["--world", "3", "--transport", "tcp", "--direct-max-world", "0", "--sizes", "4,4K,100K"], expectedLines: 12)
+    }
+
     func testBenchReportsJSONPerSize() throws {
         let (status, lines, err) = try run(["bench", "collectives", "--world", "2", "--sizes", "4K,256K", "--reps", "3", "--warmup", "1", "--json"])
         XCTAssertEqual(status, .exited(0), err)
