@@ -10,8 +10,8 @@ import Glibc
 /// (`MessageType.isDirect`) go to any rank's direct inbox once `connectDirect` has run; they
 /// may arrive interleaved across senders and are matched by tag.
 ///
-/// Sends of more than 33 bytes are zero-copy: ZeroMQ reads the caller's memory from its I/O
-/// thread until it has written it to the socket (tracked by a `BorrowLedger`). Received payloads
+/// Sends of 64 KiB or more are zero-copy: ZeroMQ reads the caller's memory from its I/O thread
+/// until it has written it to the socket (tracked by a `BorrowLedger`); smaller ones are copied. Received payloads
 /// are used in place and forwarded without a copy. The only per-message allocations are
 /// libzmq's own (its buffer for each large received frame, and a small record per zero-copy
 /// send); glibc reuses them (see `RingProcessTuning`).
@@ -37,6 +37,9 @@ public final class ZmqRingTransport: RingTransport {
     var stashPayloads: [ZmqMessage] = []
     /// Longest single sleep in a wait, so that `abandon()` is noticed promptly.
     private let pollSliceMilliseconds = 50
+    /// Smaller sends are copied: copying a few kilobytes is cheaper than waiting, at the end of
+    /// a latency-bound operation, for ZeroMQ's I/O thread to give the memory back.
+    static let zeroCopyMinimumBytes = 64 << 10
 
     /// Connects `rank` of `worldSize` to its successor's published `successor` endpoint.
     public init(listener: RingListener, rank: Int, worldSize: Int, successor: String) throws {
@@ -101,7 +104,7 @@ public final class ZmqRingTransport: RingTransport {
             }
             socket = pushes[Int(tag.chunk) % streams]
         }
-        if bytes.count <= 33 {
+        if bytes.count < ZmqRingTransport.zeroCopyMinimumBytes {
             try payloadOut.setCopy(of: bytes)
         } else {
             try payloadOut.setBorrowed(bytes, ledger: ledger)
