@@ -56,12 +56,13 @@ final class CollectiveTests: XCTestCase {
             for i in 0..<7 { expected[i] = (0..<w).reduce(Float(0)) { $0 + pattern[i + $1] } }
             periodicFill(expected.baseAddress!, total: n, period: 7)
             let bad = Shared([Int](repeating: -1, count: w))
+            let inputs = Shared([pattern.baseAddress!, expected.baseAddress!])
             let errors = runRing(w, options: .with(segmentBytes: 512 << 10)) { r, g in
                 let x = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
                 defer { x.deallocate() }
-                memcpy(x.baseAddress!, pattern.baseAddress! + r, n * 4)
+                memcpy(x.baseAddress!, inputs.values[0] + r, n * 4)
                 try g.allReduce(x)
-                bad.values[r] = memcmp(x.baseAddress!, expected.baseAddress!, n * 4) == 0 ? 0 : 1
+                bad.values[r] = memcmp(x.baseAddress!, inputs.values[1], n * 4) == 0 ? 0 : 1
             }
             XCTAssertEqual(errors.compactMap { $0 }, [], "W=\(w)")
             XCTAssertEqual(bad.values, Array(repeating: 0, count: w), "W=\(w): a rank's 64 MiB sum differs")

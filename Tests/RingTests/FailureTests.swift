@@ -57,7 +57,7 @@ final class FailureTests: XCTestCase {
     func testStaleGenerationIsDroppedAndNewerGenerationEndsTheGroup() throws {
         let ring = MemoryRing(worldSize: 2)
         let intruder = ring.transport(rank: 0)
-        var junk: [Float] = [99, 99]
+        let junk: [Float] = [99, 99]
         // Left over from generation 4: dropped. Then a message from generation 6: the end.
         try junk.withUnsafeBytes {
             try intruder.send($0, to: 1, tag: FrameHeader(type: .ringAllReduce, generation: 4, step: 0, collective: 0, chunk: 0), deadline: .after(seconds: 1))
@@ -77,7 +77,8 @@ final class FailureTests: XCTestCase {
                 }
                 return
             }
-            try junk.withUnsafeMutableBufferPointer { try g.allReduce($0) }
+            var more = junk
+            try more.withUnsafeMutableBufferPointer { try g.allReduce($0) }
         }
         XCTAssertEqual(sums.values, [[3, 20], [3, 20]])
         XCTAssertEqual(drops.values, [0, 1])
