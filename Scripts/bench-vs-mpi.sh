@@ -5,6 +5,11 @@
 # measured in the same minute. Prints a Markdown table of medians over the rounds, with ratios.
 #
 #   Scripts/bench-vs-mpi.sh [--world W] [--sizes 4K,64K,1M,16M,64M] [--rounds N] [--raw DIR]
+#                           [--idle-wait SECONDS]
+#
+# On a shared machine every run first waits (up to --idle-wait seconds, default 120) until the
+# CPUs are at least 85% idle over one second, so that runs start on a quiet machine where one
+# can be had; the report says how many runs had to start busy.
 #
 # References: OpenMPI over TCP (--mca btl self,tcp) and over shared memory (self,vader), both
 # with the ob1 point-to-point layer so that the chosen transport is the one used. Ours: tcp
@@ -17,8 +22,10 @@ world=4
 sizes=4K,64K,1M,16M,64M
 rounds=3
 raw=""
+idle_wait=120
 while (($#)); do
     case "$1" in
+        --idle-wait) idle_wait=$2; shift 2 ;;
         --world) world=$2; shift 2 ;;
         --sizes) sizes=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
@@ -52,18 +59,38 @@ mpirun=(mpirun --oversubscribe -np "$world" --mca pml ob1 --mca btl_tcp_if_inclu
 shm=vader
 ompi_info --param btl vader 2>/dev/null | grep -q vader || shm=sm  # OpenMPI 5 renamed it
 
+# Percent of CPU time idle over the next second, from /proc/stat.
+idle_percent() {
+    local a b
+    read -r -a a < /proc/stat
+    sleep 1
+    read -r -a b < /proc/stat
+    local total=0 i
+    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+    echo $((100 * (b[4] + b[5] - a[4] - a[5]) / (total > 0 ? total : 1)))
+}
+busy=0
+quiet() {
+    local waited=0
+    while ((waited < idle_wait)); do
+        (($(idle_percent) >= 85)) && return 0
+        waited=$((waited + 1))
+    done
+    busy=$((busy + 1))
+}
+
 for ((round = 1; round <= rounds; round++)); do
     echo "bench-vs-mpi: round $round of $rounds" >&2
-    "${mpirun[@]}" --mca btl self,tcp "$tmp/mpi_allreduce" "$sizes" > "$tmp/mpi_tcp.$round"
-    "${mpirun[@]}" --mca btl "self,$shm" "$tmp/mpi_allreduce" "$sizes" > "$tmp/mpi_shm.$round"
-    "$proclip" bench collectives --world "$world" --sizes "$sizes" --transport tcp --json > "$tmp/ours_tcp.$round"
-    "$proclip" bench collectives --world "$world" --sizes "$sizes" --transport ipc --json > "$tmp/ours_ipc.$round"
+    quiet; "${mpirun[@]}" --mca btl self,tcp "$tmp/mpi_allreduce" "$sizes" > "$tmp/mpi_tcp.$round"
+    quiet; "${mpirun[@]}" --mca btl "self,$shm" "$tmp/mpi_allreduce" "$sizes" > "$tmp/mpi_shm.$round"
+    quiet; "$proclip" bench collectives --world "$world" --sizes "$sizes" --transport tcp --json > "$tmp/ours_tcp.$round"
+    quiet; "$proclip" bench collectives --world "$world" --sizes "$sizes" --transport ipc --json > "$tmp/ours_ipc.$round"
 done
 [ -n "$raw" ] && mkdir -p "$raw" && cp "$tmp"/*.[0-9]* "$raw"/
 
-python3 - "$tmp" "$world" "$rounds" <<'PY'
+python3 - "$tmp" "$world" "$rounds" "$busy" <<'PY'
 import json, statistics, sys
-tmp, world, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+tmp, world, rounds, busy = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 factor = 2 * (world - 1) / world if world > 1 else 1
 
 def mpi(name, r):
@@ -89,7 +116,8 @@ def busbw(b, s): return b / s / 1e9 * factor
 def size(b): return f"{b >> 20} MiB" if b >= 1 << 20 else f"{b >> 10} KiB" if b >= 1 << 10 else f"{b} B"
 def t(s): return f"{s * 1e6:.0f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms"
 
-print(f"all-reduce, {world} processes; medians of {rounds} interleaved rounds; busbw in GB/s (1e9 B/s)")
+print(f"all-reduce, {world} processes; medians of {rounds} interleaved rounds; busbw in GB/s (1e9 B/s); "
+      f"{busy} of {4 * rounds} runs started on a busy machine")
 print()
 print("| size | MPI tcp | MPI tcp busbw | MPI shm busbw | ours tcp | ours tcp busbw | p2p tcp | ours ipc busbw | ours tcp ÷ MPI tcp | ours ipc ÷ ours tcp | ours ipc ÷ MPI shm |")
 print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -100,12 +128,13 @@ for b in sorted(runs[0][0]):
     oi = med(r[3][b][0] for r in runs)
     p2p = med(r[2][b][1] for r in runs)
     # Ratios are per round (same minute), then the median: a speed-up above 1 is ours ahead.
-    vs_mpi = med(r[0][b] / r[2][b][0] for r in runs)
+    per_round = sorted(r[0][b] / r[2][b][0] for r in runs)
+    vs_mpi = med(per_round)
     ipc_vs_tcp = med(r[2][b][0] / r[3][b][0] for r in runs)
     ipc_vs_shm = med(r[1][b] / r[3][b][0] for r in runs)
     print(f"| {size(b)} | {t(mt)} | {busbw(b, mt):.3f} | {busbw(b, ms):.3f} | {t(ot)} | {busbw(b, ot):.3f} | {p2p:.3f} | "
-          f"{busbw(b, oi):.3f} | {vs_mpi:.2f}× | {ipc_vs_tcp:.2f}× | {ipc_vs_shm:.2f}× |")
+          f"{busbw(b, oi):.3f} | {vs_mpi:.2f}× ({per_round[0]:.2f}–{per_round[-1]:.2f}) | {ipc_vs_tcp:.2f}× | {ipc_vs_shm:.2f}× |")
 print()
-print("Ratios are speed-ups (time of the reference ÷ ours, per round, then the median); at 4 KiB the first")
-print("column's inverse is our latency relative to MPI over TCP.")
+print("Ratios are speed-ups (time of the reference ÷ ours, per round, then the median; the range over rounds")
+print("in brackets); at 4 KiB the inverse of the first ratio is our latency relative to MPI over TCP.")
 PY

@@ -21,9 +21,12 @@ extension ZmqSocket {
         header.encode(into: zmq_msg_data(scratch.pointer))
         guard try send(scratch, more: true) else { return false }
         // ZeroMQ delivers a multipart message whole: once its first frame is queued, the rest
-        // cannot be refused for the high-water mark. Loop only for EINTR-like transients.
-        while try !send(payload) { _ = try waitWritable(milliseconds: 10) }
-        return true
+        // is not refused for the high-water mark. Still, never wait unbounded.
+        for _ in 0..<100 {
+            if try send(payload) { return true }
+            _ = try waitWritable(milliseconds: 10)
+        }
+        throw WireError.timedOut("the payload frame of \(header) was not accepted after its header")
     }
 
     /// Receives one whole message if one is queued: the header frame into `header`, the payload
