@@ -7,6 +7,7 @@ import PackageDescription
 ///   C shims (CZmq, COpenBLAS, CLZ4)
 ///   Tensors -> Model -> Trainer -> Worker
 ///   Wire -> Ring -> Worker
+///   Spawn (local child processes) -> CLI and the multi-process tests
 ///   Features, Checkpoints, JobConfig -> Coordinator and Worker
 ///   proclip (the CLI) on top: the only module that imports ArgumentParser.
 let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
@@ -34,13 +35,16 @@ let package = Package(
         .target(name: "Model", dependencies: ["Tensors"], swiftSettings: numeric),
         .target(name: "Features", dependencies: ["Tensors"], swiftSettings: numeric),
         .target(name: "JobConfig", dependencies: ["Model", "Features", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
+        .target(name: "Wire", dependencies: ["CZmq"], swiftSettings: v5),
+        .target(name: "Ring", dependencies: ["Wire"], swiftSettings: v5),
+        .target(name: "Spawn", swiftSettings: v5),
         .target(name: "Control", swiftSettings: v5),
         .target(name: "Coordinator", dependencies: ["Control"], swiftSettings: v5),
         .target(name: "Trainer", dependencies: ["Tensors", "Model", "Features", "JobConfig"], swiftSettings: v5),
         .executableTarget(
             name: "proclip",
             dependencies: [
-                "Tensors", "Model", "JobConfig", "Features", "Trainer",
+                "Tensors", "Model", "JobConfig", "Features", "Trainer", "Wire", "Ring", "Spawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: v5),
@@ -54,5 +58,8 @@ let package = Package(
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
         .testTarget(name: "JobConfigTests", dependencies: ["JobConfig", "Model"], swiftSettings: v5),
         .testTarget(name: "ProclipTests", dependencies: ["proclip"], exclude: ["Configs"], swiftSettings: v5),
+        .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: v5),
+        // The multi-process tests run the `proclip` executable that `swift test` builds beside them.
+        .testTarget(name: "RingTests", dependencies: ["Ring", "Wire", "Spawn", "CAllocCounter"], swiftSettings: v5),
     ]
 )
