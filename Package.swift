@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "Wire", dependencies: ["CZmq"], swiftSettings: v5),
         .target(name: "Ring", dependencies: ["Wire"], swiftSettings: v5),
         .target(name: "Spawn", swiftSettings: v5),
-        .target(name: "Control", swiftSettings: v5),
+        .target(name: "Control", dependencies: ["Wire"], swiftSettings: v5),
         .target(name: "Coordinator", dependencies: ["Control"], swiftSettings: v5),
         .target(name: "Trainer", dependencies: ["Tensors", "Model", "Features", "JobConfig"], swiftSettings: v5),
         .executableTarget(

@@ -11,19 +11,28 @@ public struct WorkerHello: Codable, Sendable, Equatable {
     public var threads: Int
     /// The ring endpoint this worker bound (its data plane), e.g. tcp://10.0.0.2:41234.
     public var dataEndpoint: String
-    /// Content hash of the dataset the worker mapped.
-    public var manifestHash: String
     /// Hash of the worker's own config, when it was given one (nil: take the coordinator's).
     public var configHash: String?
 
-    public init(version: String, host: String, pid: Int32, threads: Int, dataEndpoint: String, manifestHash: String, configHash: String?) {
+    public init(version: String, host: String, pid: Int32, threads: Int, dataEndpoint: String, configHash: String?) {
         self.version = version
         self.host = host
         self.pid = pid
         self.threads = threads
         self.dataEndpoint = dataEndpoint
-        self.manifestHash = manifestHash
         self.configHash = configHash
+    }
+}
+
+/// A welcomed worker has opened its dataset (the config's or its own `--data`) and is ready.
+public struct Ready: Codable, Sendable, Equatable {
+    public var workerID: UInt64
+    /// Content hash of the dataset the worker mapped.
+    public var manifestHash: String
+
+    public init(workerID: UInt64, manifestHash: String) {
+        self.workerID = workerID
+        self.manifestHash = manifestHash
     }
 }
 
@@ -121,8 +130,10 @@ public struct StepReport: Codable, Sendable, Equatable {
     public var gradNorm: Double
     public var samplesPerSecond: Double
     public var stepSeconds: Double
+    /// The step's metrics.jsonl line, as `proclip train` writes it.
+    public var json: String
 
-    public init(generation: UInt64, step: Int, phase: Int, epoch: Int, loss: [String: Double], lr: [String: Double], logitScale: Double, gradNorm: Double, samplesPerSecond: Double, stepSeconds: Double) {
+    public init(generation: UInt64, step: Int, phase: Int, epoch: Int, loss: [String: Double], lr: [String: Double], logitScale: Double, gradNorm: Double, samplesPerSecond: Double, stepSeconds: Double, json: String) {
         self.generation = generation
         self.step = step
         self.phase = phase
@@ -133,6 +144,7 @@ public struct StepReport: Codable, Sendable, Equatable {
         self.gradNorm = gradNorm
         self.samplesPerSecond = samplesPerSecond
         self.stepSeconds = stepSeconds
+        self.json = json
     }
 }
 

@@ -6,8 +6,8 @@ import Control
 ///
 /// Job states: `waiting` (too few workers) → `running` (a generation is training) → `finishing`
 /// (last step done, final report pending) → `done`; `stopping` on a stop request; `failed` when
-/// the job cannot go on. Member states: `standby` → `assigned` (in the current generation) →
-/// `dead` (heartbeats stopped) or `left`.
+/// the job cannot go on. Member states: `joining` (welcomed, opening its data) → `standby` (ready)
+/// → `assigned` (in the current generation) → `dead` (heartbeats stopped) or `left`.
 ///
 /// Membership changes bump the generation. A new generation restarts from the newest checkpoint
 /// (or from the start), so every worker holds the same state; messages of older generations are
@@ -44,7 +44,7 @@ public struct CoordinatorCore: Sendable {
     public struct Member: Sendable, Equatable {
         public let id: UInt64
         public let hello: WorkerHello
-        public var state: String = "standby"
+        public var state: String = "joining"
         public var rank: Int?
         public var lastHeartbeat: Double
         public var step = 0
@@ -128,10 +128,6 @@ public struct CoordinatorCore: Sendable {
         if state == .done || state == .failed || state == .stopping {
             return [.refuse(connection: connection, Refusal(reason: "the job is \(state.rawValue)"))]
         }
-        if hello.manifestHash != manifestHash {
-            return [.refuse(connection: connection, Refusal(reason: "data manifest differs: the worker's dataset hashes to \(hello.manifestHash), the coordinator's to \(manifestHash)")),
-                    .event("refused \(hello.host):\(hello.pid): data manifest \(hello.manifestHash) ≠ \(manifestHash)")]
-        }
         if let h = hello.configHash, h != configHash {
             return [.refuse(connection: connection, Refusal(reason: "config differs: the worker's config hashes to \(h), the coordinator's to \(configHash)")),
                     .event("refused \(hello.host):\(hello.pid): config \(h) ≠ \(configHash)")]
@@ -139,10 +135,25 @@ public struct CoordinatorCore: Sendable {
         let id = nextID
         nextID += 1
         members[id] = Member(id: id, hello: hello, lastHeartbeat: now)
-        var out: [Directive] = [
+        return [
             .welcome(connection: connection, Welcome(workerID: id, config: config, configHash: configHash, heartbeatSeconds: settings.heartbeatSeconds)),
             .event("joined: worker \(id) \(hello.host):\(hello.pid) (\(hello.threads) threads, \(hello.dataEndpoint))"),
         ]
+    }
+
+    /// A welcomed worker opened its dataset. A different dataset is refused (the member leaves).
+    public mutating func onReady(_ r: Ready, now: Double) -> [Directive] {
+        guard var m = members[r.workerID], m.state == "joining" else { return [] }
+        m.lastHeartbeat = now
+        if r.manifestHash != manifestHash {
+            m.state = "left"
+            members[r.workerID] = m
+            let reason = "data manifest differs: the worker's dataset hashes to \(r.manifestHash), the coordinator's to \(manifestHash)"
+            return [.stop(r.workerID, reason), .event("refused worker \(r.workerID) \(m.hello.host):\(m.hello.pid): \(reason)")]
+        }
+        m.state = "standby"
+        members[r.workerID] = m
+        var out: [Directive] = [.event("ready: worker \(r.workerID) \(m.hello.host):\(m.hello.pid)")]
         if state == .waiting {
             let live = liveMembers().count
             if live >= settings.minWorkers && quorumAt == nil { quorumAt = now }
@@ -236,7 +247,7 @@ public struct CoordinatorCore: Sendable {
     public mutating func onTick(now: Double) -> [Directive] {
         var out: [Directive] = []
         var died = false
-        for (id, m) in members where (m.state == "assigned" || m.state == "standby") && now - m.lastHeartbeat > settings.heartbeatTimeout {
+        for (id, m) in members where (m.state == "assigned" || m.state == "standby" || m.state == "joining") && now - m.lastHeartbeat > settings.heartbeatTimeout {
             var d = m
             d.state = "dead"
             members[id] = d
@@ -251,6 +262,9 @@ public struct CoordinatorCore: Sendable {
     }
 
     // MARK: generations
+
+    /// Members that are ready or in the ring.
+    public var liveCount: Int { liveMembers().count }
 
     func liveMembers() -> [Member] {
         members.values.filter { $0.state == "standby" || $0.state == "assigned" }

@@ -4,12 +4,12 @@ import Glibc
 #endif
 
 /// A mutex with one condition variable on the monotonic clock: the blocking primitive of the
-/// in-memory transport and the bucket reducer. Waits take a deadline.
-final class Monitor: @unchecked Sendable {
+/// in-memory transport, the bucket reducer and the worker's mailbox. Waits take a deadline.
+public final class Monitor: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init() {
+    public init() {
         pthread_mutex_init(mutex, nil)
         var attr = pthread_condattr_t()
         pthread_condattr_init(&attr)
@@ -25,17 +25,17 @@ final class Monitor: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    @inline(__always) func lock() { pthread_mutex_lock(mutex) }
-    @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
+    @inline(__always) public func lock() { pthread_mutex_lock(mutex) }
+    @inline(__always) public func unlock() { pthread_mutex_unlock(mutex) }
 
-    @inline(__always) func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    @inline(__always) public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         lock()
         defer { unlock() }
         return try body()
     }
 
     /// With the lock held: waits for a `broadcast` or until `deadline`; false once it passed.
-    func wait(until deadline: Deadline) -> Bool {
+    public func wait(until deadline: Deadline) -> Bool {
         if deadline.hasPassed { return false }
         var ts = timespec(tv_sec: Int(deadline.nanoseconds / 1_000_000_000), tv_nsec: Int(deadline.nanoseconds % 1_000_000_000))
         _ = pthread_cond_timedwait(condition, mutex, &ts)
@@ -43,5 +43,5 @@ final class Monitor: @unchecked Sendable {
     }
 
     /// Wakes every waiter.
-    @inline(__always) func broadcast() { pthread_cond_broadcast(condition) }
+    @inline(__always) public func broadcast() { pthread_cond_broadcast(condition) }
 }

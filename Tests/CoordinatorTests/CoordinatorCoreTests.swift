@@ -4,9 +4,16 @@ import XCTest
 
 /// Every transition of the coordinator's state machine, with time as a parameter.
 final class CoordinatorCoreTests: XCTestCase {
-    func hello(_ host: String, _ pid: Int32, manifest: String = "m1", config: String? = nil) -> WorkerHello {
-        WorkerHello(version: "t", host: host, pid: pid, threads: 1, dataEndpoint: "tcp://\(host):\(1000 + pid)",
-                    manifestHash: manifest, configHash: config)
+    func hello(_ host: String, _ pid: Int32, config: String? = nil) -> WorkerHello {
+        WorkerHello(version: "t", host: host, pid: pid, threads: 1, dataEndpoint: "tcp://\(host):\(1000 + pid)", configHash: config)
+    }
+
+    /// Registers a worker and reports its dataset ready; returns the directives of both.
+    @discardableResult
+    func join(_ c: inout CoordinatorCore, _ conn: String, _ h: WorkerHello, now: Double, manifest: String = "m1") -> [CoordinatorCore.Directive] {
+        var out = c.onRegister(connection: conn, hello: h, now: now)
+        for d in out { if case .welcome(_, let w) = d { out += c.onReady(Ready(workerID: w.workerID, manifestHash: manifest), now: now) } }
+        return out
     }
 
     func core(min: Int = 2, workers: Int = 3, total: Int = 100) -> CoordinatorCore {
@@ -24,15 +31,15 @@ final class CoordinatorCoreTests: XCTestCase {
 
     func report(_ c: CoordinatorCore, _ step: Int) -> StepReport {
         StepReport(generation: c.generation, step: step, phase: c.phase(ofStep: step - 1), epoch: 0, loss: ["total": 1], lr: [:],
-                   logitScale: 2.6, gradNorm: 1, samplesPerSecond: 100, stepSeconds: 0.01)
+                   logitScale: 2.6, gradNorm: 1, samplesPerSecond: 100, stepSeconds: 0.01, json: "{}")
     }
 
     func testStartsWhenEveryExpectedWorkerJoinedWithRanksInLocalityOrder() {
         var c = core()
-        _ = c.onRegister(connection: "a", hello: hello("hostB", 7), now: 0)
-        _ = c.onRegister(connection: "b", hello: hello("hostA", 9), now: 0.1)
+        join(&c, "a", hello("hostB", 7), now: 0)
+        join(&c, "b", hello("hostA", 9), now: 0.1)
         XCTAssertEqual(c.state, .waiting)
-        let ds = c.onRegister(connection: "c", hello: hello("hostA", 3), now: 0.2)
+        let ds = join(&c, "c", hello("hostA", 3), now: 0.2)
         XCTAssertEqual(c.state, .running)
         let a = assignments(ds)
         XCTAssertEqual(a.count, 3)
@@ -45,8 +52,8 @@ final class CoordinatorCoreTests: XCTestCase {
 
     func testStartsWithMinimumAfterTheGrace() {
         var c = core(min: 2, workers: 4)
-        _ = c.onRegister(connection: "a", hello: hello("h", 1), now: 0)
-        _ = c.onRegister(connection: "b", hello: hello("h", 2), now: 1)
+        join(&c, "a", hello("h", 1), now: 0)
+        join(&c, "b", hello("h", 2), now: 1)
         XCTAssertTrue(c.onTick(now: 2).isEmpty)
         XCTAssertEqual(c.state, .waiting)
         let ds = c.onTick(now: 4.5)
@@ -56,13 +63,15 @@ final class CoordinatorCoreTests: XCTestCase {
 
     func testRefusesMismatchedManifestOrConfig() {
         var c = core()
-        let ds = c.onRegister(connection: "x", hello: hello("h", 1, manifest: "other"), now: 0)
-        guard case .refuse(_, let r) = ds[0] else { return XCTFail("\(ds)") }
-        XCTAssertTrue(r.reason.contains("data manifest differs") && r.reason.contains("other") && r.reason.contains("m1"), r.reason)
+        let ds = join(&c, "x", hello("h", 1), now: 0, manifest: "other")
+        guard let stop = ds.first(where: { if case .stop = $0 { return true }; return false }), case .stop(let id, let reason) = stop else { return XCTFail("\(ds)") }
+        XCTAssertNotNil(id)
+        XCTAssertTrue(reason.contains("data manifest differs") && reason.contains("other") && reason.contains("m1"), reason)
+        XCTAssertEqual(c.members[id!]?.state, "left")
         let ds2 = c.onRegister(connection: "y", hello: hello("h", 2, config: "c9"), now: 0)
         guard case .refuse(_, let r2) = ds2[0] else { return XCTFail("\(ds2)") }
         XCTAssertTrue(r2.reason.contains("config differs") && r2.reason.contains("c9"), r2.reason)
-        XCTAssertTrue(c.members.isEmpty)
+        XCTAssertEqual(c.liveCount, 0)
         let ok = c.onRegister(connection: "z", hello: hello("h", 3, config: "c1"), now: 0)
         guard case .welcome(_, let w) = ok[0] else { return XCTFail("\(ok)") }
         XCTAssertEqual(w.config, "yaml")
@@ -70,7 +79,7 @@ final class CoordinatorCoreTests: XCTestCase {
 
     func testLeasesExtendAndPhasesAreEvaluatedAndTheJobFinishes() {
         var c = core(min: 1, workers: 1, total: 100)
-        _ = c.onRegister(connection: "a", hello: hello("h", 1), now: 0)
+        join(&c, "a", hello("h", 1), now: 0)
         var leases: [Int] = [], evaluations: [(Int, Int, Bool)] = [], events: [String] = []
         for step in 1...100 {
             for d in c.onStepReport(report(c, step), now: Double(step)) {
@@ -98,7 +107,7 @@ final class CoordinatorCoreTests: XCTestCase {
 
     func testSilentWorkerIsDeclaredDeadAndTheRingReformsFromTheCheckpoint() {
         var c = core(min: 2, workers: 3)
-        for (i, h) in ["a", "b", "c"].enumerated() { _ = c.onRegister(connection: h, hello: hello(h, Int32(i)), now: 0) }
+        for (i, h) in ["a", "b", "c"].enumerated() { join(&c, h, hello(h, Int32(i)), now: 0) }
         XCTAssertEqual(c.generation, 1)
         _ = c.onStepReport(report(c, 5), now: 1)
         _ = c.onCheckpoint(step: 5, path: "/ckpt/step5.lz4")
@@ -122,12 +131,12 @@ final class CoordinatorCoreTests: XCTestCase {
 
     func testTooFewSurvivorsWaitThenAReplacementRestartsTheJob() {
         var c = core(min: 2, workers: 2)
-        _ = c.onRegister(connection: "a", hello: hello("a", 1), now: 0)
-        _ = c.onRegister(connection: "b", hello: hello("b", 2), now: 0)
+        join(&c, "a", hello("a", 1), now: 0)
+        join(&c, "b", hello("b", 2), now: 0)
         let first = c.members.keys.min()!
         _ = c.onLeave(first, now: 1)
         XCTAssertEqual(c.state, .waiting)
-        let ds = c.onRegister(connection: "c", hello: hello("c", 3), now: 2)
+        let ds = join(&c, "c", hello("c", 3), now: 2)
         XCTAssertEqual(c.state, .running)
         XCTAssertEqual(c.generation, 2)
         XCTAssertEqual(assignments(ds).count, 2)
@@ -135,7 +144,7 @@ final class CoordinatorCoreTests: XCTestCase {
 
     func testStopRequestStopsEveryoneAndRefusesNewcomers() {
         var c = core(min: 1, workers: 1)
-        _ = c.onRegister(connection: "a", hello: hello("a", 1), now: 0)
+        join(&c, "a", hello("a", 1), now: 0)
         let ds = c.onStopRequested(now: 1)
         XCTAssertEqual(c.state, .stopping)
         XCTAssertTrue(ds.contains(.exit(143)))
@@ -146,13 +155,13 @@ final class CoordinatorCoreTests: XCTestCase {
         var c = core(min: 1, workers: 2)
         c = CoordinatorCore(settings: { var s = c.settings; s.maxRestarts = 2; return s }(), phaseStarts: [0], phaseNames: ["p"],
                             totalSteps: 10, config: "", configHash: "c1", manifestHash: "m1")
-        _ = c.onRegister(connection: "a", hello: hello("a", 1), now: 0)
-        _ = c.onRegister(connection: "b", hello: hello("b", 2), now: 0)
+        join(&c, "a", hello("a", 1), now: 0)
+        join(&c, "b", hello("b", 2), now: 0)
         var t = 0.0
         var exits: [Int32] = []
         for i in 0..<6 {
             t += 1
-            _ = c.onRegister(connection: "n\(i)", hello: hello("n\(i)", Int32(10 + i)), now: t)
+            join(&c, "n\(i)", hello("n\(i)", Int32(10 + i)), now: t)
             let victim = c.ring[0]
             for d in c.onLeave(victim, now: t) { if case .exit(let code) = d { exits.append(code) } }
             if c.state == .failed { break }
