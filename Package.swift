@@ -39,12 +39,13 @@ let package = Package(
         .target(name: "Ring", dependencies: ["Wire"], swiftSettings: v5),
         .target(name: "Spawn", swiftSettings: v5),
         .target(name: "Control", dependencies: ["Wire"], swiftSettings: v5),
-        .target(name: "Coordinator", dependencies: ["Control"], swiftSettings: v5),
+        .target(name: "Coordinator", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
+        .target(name: "Worker", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
         .target(name: "Trainer", dependencies: ["Tensors", "Model", "Features", "JobConfig"], swiftSettings: v5),
         .executableTarget(
             name: "proclip",
             dependencies: [
-                "Tensors", "Model", "JobConfig", "Features", "Trainer", "Wire", "Ring", "Spawn",
+                "Tensors", "Model", "JobConfig", "Features", "Trainer", "Wire", "Ring", "Spawn", "Control", "Coordinator", "Worker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: v5),

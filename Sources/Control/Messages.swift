@@ -66,10 +66,12 @@ public struct Assignment: Codable, Sendable, Equatable {
     public var resume: String?
     /// Steps may run while the global step is below this.
     public var leaseEnd: Int
+    /// The job's last global step (the plan's total, or fewer when the coordinator was told to stop early).
+    public var totalSteps: Int
     /// Global steps after which rank 0 writes a checkpoint.
     public var checkpointSteps: [Int]
 
-    public init(generation: UInt64, rank: Int, world: Int, endpoints: [String], startStep: Int, resume: String?, leaseEnd: Int, checkpointSteps: [Int]) {
+    public init(generation: UInt64, rank: Int, world: Int, endpoints: [String], startStep: Int, resume: String?, leaseEnd: Int, totalSteps: Int, checkpointSteps: [Int]) {
         self.generation = generation
         self.rank = rank
         self.world = world
@@ -77,6 +79,7 @@ public struct Assignment: Codable, Sendable, Equatable {
         self.startStep = startStep
         self.resume = resume
         self.leaseEnd = leaseEnd
+        self.totalSteps = totalSteps
         self.checkpointSteps = checkpointSteps
     }
 }

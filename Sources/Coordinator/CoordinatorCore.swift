@@ -194,9 +194,10 @@ public struct CoordinatorCore: Sendable {
         }
         if r.step >= totalSteps {
             state = .finishing
-            evaluatedPhases.insert(phaseStarts.count - 1)
+            let last = phase(ofStep: r.step - 1)
+            evaluatedPhases.insert(last)
             out.append(.event("training finished at step \(r.step)"))
-            out.append(.evaluate(phase: phaseStarts.count - 1, step: r.step, final: true))
+            out.append(.evaluate(phase: last, step: r.step, final: true))
             return out
         }
         if r.step + settings.leaseSteps / 2 >= leaseEnd && leaseEnd < totalSteps {
@@ -309,7 +310,7 @@ public struct CoordinatorCore: Sendable {
             member.step = start
             members[m.id] = member
             out.append(.assign(m.id, Assignment(generation: generation, rank: rank, world: chosen.count, endpoints: endpoints,
-                                                startStep: start, resume: checkpoint?.path, leaseEnd: leaseEnd,
+                                                startStep: start, resume: checkpoint?.path, leaseEnd: leaseEnd, totalSteps: totalSteps,
                                                 checkpointSteps: checkpointSteps)))
         }
         for m in live.dropFirst(chosen.count) { members[m.id]?.rank = nil }

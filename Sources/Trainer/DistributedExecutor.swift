@@ -8,6 +8,8 @@ public protocol StepCollectives: AnyObject {
     func allGather(local: UnsafeBufferPointer<Float>, counts: [Int], into: UnsafeMutableBufferPointer<Float>) throws
     /// Sums `buffer` over all ranks, in place, bit-identically on every rank.
     func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+    /// The collectives that follow belong to global step `step`.
+    func beginStep(_ step: Int)
 }
 
 /// One worker's step of the global batch (DESIGN §3): forward its rows, all-gather features,
@@ -43,6 +45,8 @@ public final class DistributedExecutor: StepExecutor {
     }
 
     public var grads: Slab { engine.grads }
+
+    public func beginStep(_ step: Int) { comm.beginStep(step) }
 
     public func run(store: ParameterStore) throws -> LossTerms {
         var comm = 0.0

@@ -23,4 +23,16 @@ public struct EvalReport: Codable, Sendable, Equatable {
     public var image_drift_cos: Double
     /// Eval samples the figures are over.
     public var samples: Int
+
+    public init(model: String, phase: String?, step: Int?, variants: [String: RetrievalScores], zeroshot_top1: Double?,
+                heldout_top1: Double?, image_drift_cos: Double, samples: Int) {
+        self.model = model
+        self.phase = phase
+        self.step = step
+        self.variants = variants
+        self.zeroshot_top1 = zeroshot_top1
+        self.heldout_top1 = heldout_top1
+        self.image_drift_cos = image_drift_cos
+        self.samples = samples
+    }
 }

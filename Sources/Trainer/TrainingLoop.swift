@@ -12,6 +12,12 @@ public protocol StepExecutor: AnyObject {
     var grads: Slab { get }
     /// One forward/backward of the global batch; returns the loss terms of the whole batch.
     func run(store: ParameterStore) throws -> LossTerms
+    /// Called before the step that will complete global step `step` (collectives tag their traffic with it).
+    func beginStep(_ step: Int)
+}
+
+extension StepExecutor {
+    public func beginStep(_ step: Int) {}
 }
 
 extension LocalGroup: StepExecutor {
@@ -55,6 +61,9 @@ public final class TrainingLoop {
     let scratch: AdamWScratch
     /// Optimizer steps taken since the moments were last reset (AdamW's t).
     public private(set) var optimizerSteps = 0
+    /// The current phase's executor and feeder, kept across `run` calls (a worker runs a phase
+    /// lease by lease).
+    private var current: (index: Int, exec: StepExecutor, feeder: BatchFeeder)?
 
     public init(config: JobConfig, dataset: FeatureDataset, store: ParameterStore) throws {
         self.config = config
@@ -69,7 +78,7 @@ public final class TrainingLoop {
     public func restoreOptimizerSteps(_ t: Int) { optimizerSteps = t }
 
     /// Runs global steps `start ..< end`. `executor(phase)` gives the executor of a phase (built
-    /// once per phase); `onStep` sees every step; `onPhaseEnd(phase, step)` runs after the last
+    /// once per phase, kept for later calls in the same phase); `onStep` sees every step; `onPhaseEnd(phase, step)` runs after the last
     /// step of each phase that ends inside the range; `shouldStop()` is asked before each step.
     public func run(
         from start: Int, to end: Int,
@@ -83,8 +92,11 @@ public final class TrainingLoop {
         while global < end {
             guard let (phase, first) = plan.locate(globalStep: global) else { break }
             let pc = phase.config
-            let exec = try executor(phase)
-            let feeder = try BatchFeeder(dataset: dataset, phase: phase, jobSeed: config.seed, variantMap: variantMap, maxRows: pc.batch)
+            if current?.index != phase.index {
+                current = (phase.index, try executor(phase),
+                           try BatchFeeder(dataset: dataset, phase: phase, jobSeed: config.seed, variantMap: variantMap, maxRows: pc.batch))
+            }
+            let exec = current!.exec, feeder = current!.feeder
             if first == 0 && pc.resetOptimizer {
                 store.resetMoments()
                 optimizerSteps = 0
@@ -94,6 +106,7 @@ public final class TrainingLoop {
                 if shouldStop() { return }
                 let t0 = MonotonicClock.now()
                 for e in exec.engines { feeder.fill(e, step: k) }
+                exec.beginStep(global + 1)
                 let terms = try exec.run(store: store)
                 guard terms.total.isFinite else {
                     throw TrainingError("phase '\(pc.name)' step \(k + 1) (global \(global + 1)): the loss is \(terms.total); stopping before the update")
