@@ -58,6 +58,8 @@ public struct CoordinatorCore: Sendable {
         /// Reply to a registration.
         case welcome(connection: String, Welcome)
         case refuse(connection: String, Refusal)
+        /// Refuse a welcomed member (it ends).
+        case refuseMember(UInt64, Refusal)
         /// Send a member its place in a new generation.
         case assign(UInt64, Assignment)
         /// Send every member of the generation a longer lease.
@@ -149,7 +151,7 @@ public struct CoordinatorCore: Sendable {
             m.state = "left"
             members[r.workerID] = m
             let reason = "data manifest differs: the worker's dataset hashes to \(r.manifestHash), the coordinator's to \(manifestHash)"
-            return [.stop(r.workerID, reason), .event("refused worker \(r.workerID) \(m.hello.host):\(m.hello.pid): \(reason)")]
+            return [.refuseMember(r.workerID, Refusal(reason: reason)), .event("refused worker \(r.workerID) \(m.hello.host):\(m.hello.pid): \(reason)")]
         }
         m.state = "standby"
         members[r.workerID] = m

@@ -201,6 +201,8 @@ public final class CoordinatorServer: @unchecked Sendable {
                 }
             case .refuse(let connection, let r):
                 if let peer = connections.removeValue(forKey: connection) { _ = try? channel.send(.refuse, r, to: peer) }
+            case .refuseMember(let id, let r):
+                if let peer = identities[id] { _ = try? channel.send(.refuse, r, to: peer) }
             case .assign(let id, let a):
                 if let peer = identities[id] { _ = try? channel.send(.assign, a, generation: a.generation, step: a.startStep, to: peer) }
             case .lease(let l):

@@ -42,8 +42,12 @@ public final class WorkerRuntime {
 
     public func log(_ s: String) { if options.verbose { fputs("proclip worker \(getpid()): \(s)\n", stderr) } }
 
-    /// Asks the worker to leave (from a signal): it stops after the current step.
-    public func requestStop(_ reason: String) { mailbox.deliver(stop: reason) }
+    /// Asks the worker to leave (from a signal): it tells the coordinator and stops after the
+    /// current step.
+    public func requestStop(_ reason: String) {
+        if let id = mailbox.monitor.withLock({ mailbox.welcome?.workerID }) { mailbox.post(.leave(Leave(workerID: id, reason: reason))) }
+        mailbox.deliver(stop: reason)
+    }
 
     public func run() -> Int32 {
         do {
@@ -95,10 +99,11 @@ public final class WorkerRuntime {
         var generation: UInt64 = 0
         while true {
             guard mailbox.wait(until: .after(seconds: options.silenceLimit), {
-                ($0.assignment?.generation ?? 0) > generation || $0.stop != nil || $0.controlError != nil
+                ($0.assignment?.generation ?? 0) > generation || $0.stop != nil || $0.controlError != nil || $0.refusal != nil
             }) else {
                 throw TrainingError("no assignment from the coordinator within \(Int(options.silenceLimit)) s")
             }
+            if let r = mailbox.monitor.withLock({ mailbox.refusal }) { log("refused: \(r)"); return 2 }
             if let s = mailbox.monitor.withLock({ mailbox.stop }) {
                 log("stopping: \(s)")
                 return 0
@@ -150,6 +155,7 @@ public final class WorkerRuntime {
             let end = min(mailbox.monitor.withLock { mailbox.leaseEnd(for: g) ?? global }, a.totalSteps)
             do {
                 try loop.run(from: global, to: end, executor: { phase in
+                    self.log("phase \(phase.index + 1)/\(loop.plan.phases.count) '\(phase.config.name)' (\(phase.config.kind.rawValue)) from step \(max(global, phase.firstGlobalStep))")
                     let engine = StepEngine(layout: store.layout, settings: phase.config.loss,
                                             ownership: Ownership(batch: phase.config.batch, world: a.world, rank: a.rank))
                     let e = DistributedExecutor(engine: engine, collectives: collectives)

@@ -35,6 +35,8 @@ struct CoordinatorCommand: ParsableCommand {
     }
 
     func run() throws {
+        let target = SignalTarget()
+        Signals.handle { target.deliver($0) }
         BLAS.threads = threads
         Parallel.threads = threads
         let job = try JobConfig.load(path: config)
@@ -47,7 +49,7 @@ struct CoordinatorCommand: ParsableCommand {
         options.evalSamples = evalSamples
         options.verbose = !quiet
         let server = try CoordinatorServer(options: options)
-        Signals.handle { _ in server.requestStop() }
+        target.set { _ in server.requestStop() }
         throw ExitCode(server.serve())
     }
 }

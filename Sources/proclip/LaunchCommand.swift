@@ -39,6 +39,9 @@ struct LaunchCommand: ParsableCommand {
     }
 
     func run() throws {
+        let stop = Monitor()
+        nonisolated(unsafe) var interrupted = false
+        Signals.handle { _ in stop.withLock { interrupted = true } }
         let job = try JobConfig.load(path: config)
         let dir = runDir ?? "runs/\(job.name)"
         try Files.makeDirectories(dir)
@@ -55,9 +58,6 @@ struct LaunchCommand: ParsableCommand {
         var workerArgs = ["worker", "--coordinator", endpoint, "--threads", "\(perWorker)"]
         if let d = data { workerArgs += ["--data", d] }
 
-        let stop = Monitor()
-        nonisolated(unsafe) var interrupted = false
-        Signals.handle { _ in stop.withLock { interrupted = true } }
         let coordinator = try LoggedProcess(executable: exe, arguments: coordArgs, log: dir + "/coordinator.log")
         var children = [coordinator]
         var workerProcs: [LoggedProcess] = []

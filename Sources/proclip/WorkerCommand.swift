@@ -30,6 +30,8 @@ struct WorkerCommand: ParsableCommand {
     }
 
     func run() throws {
+        let target = SignalTarget()
+        Signals.handle { target.deliver($0) }
         var options = WorkerOptions(coordinator: coordinator)
         options.threads = threads
         options.data = data
@@ -38,7 +40,7 @@ struct WorkerCommand: ParsableCommand {
         options.ringTimeout = ringTimeout
         options.verbose = !quiet
         let worker = WorkerRuntime(options: options)
-        Signals.handle { sig in worker.requestStop("signal \(sig)") }
+        target.set { sig in worker.requestStop("signal \(sig)") }
         throw ExitCode(worker.run())
     }
 }

@@ -64,10 +64,11 @@ final class CoordinatorCoreTests: XCTestCase {
     func testRefusesMismatchedManifestOrConfig() {
         var c = core()
         let ds = join(&c, "x", hello("h", 1), now: 0, manifest: "other")
-        guard let stop = ds.first(where: { if case .stop = $0 { return true }; return false }), case .stop(let id, let reason) = stop else { return XCTFail("\(ds)") }
-        XCTAssertNotNil(id)
+        guard let stop = ds.first(where: { if case .refuseMember = $0 { return true }; return false }),
+              case .refuseMember(let id, let refusal) = stop else { return XCTFail("\(ds)") }
+        let reason = refusal.reason
         XCTAssertTrue(reason.contains("data manifest differs") && reason.contains("other") && reason.contains("m1"), reason)
-        XCTAssertEqual(c.members[id!]?.state, "left")
+        XCTAssertEqual(c.members[id]?.state, "left")
         let ds2 = c.onRegister(connection: "y", hello: hello("h", 2, config: "c9"), now: 0)
         guard case .refuse(_, let r2) = ds2[0] else { return XCTFail("\(ds2)") }
         XCTAssertTrue(r2.reason.contains("config differs") && r2.reason.contains("c9"), r2.reason)
