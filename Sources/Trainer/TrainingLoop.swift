@@ -35,6 +35,8 @@ public struct StepOutcome: Sendable {
     public let gradNorm: Double
     public let seconds: Double
     public let logitScale: Double
+    /// When the step ended (Unix seconds).
+    public let time: Double
 
     /// The step as one metrics.jsonl line.
     public var json: String {
@@ -44,7 +46,7 @@ public struct StepOutcome: Sendable {
         let pos = phase.position(ofStep: phaseStep)
         return "{\"phase\":\"\(pc.name)\",\"phase_index\":\(phase.index),\"step\":\(globalStep),\"phase_step\":\(phaseStep + 1),"
             + "\"epoch\":\(pos.epoch),\"loss\":{\(loss)},\"lr\":{\(lr)},\"logit_scale\":\(logitScale),\"grad_norm\":\(gradNorm),"
-            + "\"samples_per_second\":\(Double(pc.batch) / seconds),\"step_seconds\":\(seconds)}"
+            + "\"samples_per_second\":\(Double(pc.batch) / seconds),\"step_seconds\":\(seconds),\"time\":\(time)}"
     }
 }
 
@@ -119,9 +121,20 @@ public final class TrainingLoop {
                 global += 1
                 try onStep(StepOutcome(phase: phase, phaseStep: k - 1, globalStep: global, terms: terms, lrFactor: factor,
                                        gradNorm: norm, seconds: MonotonicClock.now() - t0,
-                                       logitScale: Double(store.params.base[store.layout.logitScale])))
+                                       logitScale: Double(store.params.base[store.layout.logitScale]), time: wallClock()))
             }
             if k == phase.steps { try onPhaseEnd(phase, global) }
         }
     }
 }
+
+/// Seconds since the Unix epoch.
+func wallClock() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -10,5 +10,7 @@ struct BenchCommand: ParsableCommand {
             BenchStep.self,
             DataBenchCommand.self,
             BenchCollectives.self,
+            BenchJob.self,
+            BenchJobRank.self,
         ])
 }
