@@ -17,6 +17,10 @@ extension MessageType {
     public static let paramsChunk = MessageType(rawValue: 0x2B)
     public static let checkpointWritten = MessageType(rawValue: 0x2C)
     public static let ready = MessageType(rawValue: 0x2D)
+    /// A worker of a new generation has closed its old ring and bound its endpoint again.
+    public static let bound = MessageType(rawValue: 0x2E)
+    /// Every member of the generation is bound: connect.
+    public static let go = MessageType(rawValue: 0x2F)
     public static let statusRequest = MessageType(rawValue: 0x30)
     public static let statusReply = MessageType(rawValue: 0x31)
 }
@@ -30,13 +34,13 @@ public enum ControlLimits {
 
     /// What the coordinator accepts.
     public static let coordinatorAccepts: [(MessageType, maxPayload: Int)] = [
-        (.register, json), (.ready, json), (.heartbeat, json), (.stepReport, json), (.failure, json), (.leave, json),
+        (.register, json), (.ready, json), (.bound, json), (.heartbeat, json), (.stepReport, json), (.failure, json), (.leave, json),
         (.paramsHeader, json), (.paramsChunk, paramsChunk), (.checkpointWritten, json), (.statusRequest, json),
     ]
 
     /// What a worker accepts.
     public static let workerAccepts: [(MessageType, maxPayload: Int)] = [
-        (.welcome, json), (.refuse, json), (.assign, json), (.lease, json), (.stop, json),
+        (.welcome, json), (.refuse, json), (.assign, json), (.go, json), (.lease, json), (.stop, json),
     ]
 
     /// What `proclip status` accepts.
@@ -92,4 +96,23 @@ public struct Stop: Codable, Sendable, Equatable {
 /// Asks for a status report (its body is empty).
 public struct StatusRequest: Codable, Sendable, Equatable {
     public init() {}
+}
+
+/// A worker's answer to an assignment: it left its previous ring and listens again.
+public struct Bound: Codable, Sendable, Equatable {
+    public var workerID: UInt64
+    public var generation: UInt64
+
+    public init(workerID: UInt64, generation: UInt64) {
+        self.workerID = workerID
+        self.generation = generation
+    }
+}
+
+/// Every member of `generation` is bound: the ring may connect. (A fence between generations: no
+/// rank connects while a peer still listens with its previous ring, whose messages would be lost.)
+public struct Go: Codable, Sendable, Equatable {
+    public var generation: UInt64
+
+    public init(generation: UInt64) { self.generation = generation }
 }

@@ -28,6 +28,8 @@ public struct CoordinatorCore: Sendable {
         public var leaseSteps = 50
         /// Give up after this many generations in a row that made no progress.
         public var maxRestarts = 5
+        /// After a failure report, wait this long for a death to explain it, then re-form anyway.
+        public var failureGrace = 3.0
 
         public init(minWorkers: Int, workers: Int) {
             self.minWorkers = minWorkers
@@ -64,6 +66,8 @@ public struct CoordinatorCore: Sendable {
         case assign(UInt64, Assignment)
         /// Send every member of the generation a longer lease.
         case lease(Lease)
+        /// Every member of the generation is bound: tell them all to connect.
+        case go(Go)
         /// Tell a member (or all, nil) to stop, with the reason.
         case stop(UInt64?, String)
         /// Evaluate the parameters of `step` (the end of phase `phase`, or the final step) and
@@ -101,6 +105,8 @@ public struct CoordinatorCore: Sendable {
     private var restartsWithoutProgress = 0
     private var evaluatedPhases: Set<Int> = []
     private var announcedPhase = -1
+    private var reformAt: Double?
+    private var bound: Set<UInt64> = []
 
     public init(settings: Settings, phaseStarts: [Int], phaseNames: [String], totalSteps: Int,
                 config: String, configHash: String, manifestHash: String) {
@@ -209,9 +215,18 @@ public struct CoordinatorCore: Sendable {
         return out
     }
 
-    /// A member cannot go on in its generation.
+    /// A member of the new generation listens again; when all have, they may connect.
+    public mutating func onBound(_ b: Bound, now: Double) -> [Directive] {
+        guard b.generation == generation, state == .running, ring.contains(b.workerID) else { return [] }
+        bound.insert(b.workerID)
+        return bound.count == ring.count ? [.go(Go(generation: generation))] : []
+    }
+
+    /// A member cannot go on in its generation. If no death explains it within `failureGrace`
+    /// seconds, the ring is formed again with the live members.
     public mutating func onFailure(_ f: FailureReport, now: Double) -> [Directive] {
         guard f.generation == generation, state == .running, members[f.workerID] != nil else { return [] }
+        if reformAt == nil { reformAt = now + settings.failureGrace }
         return [.event("worker \(f.workerID) failed at step \(f.step): \(f.reason)")]
     }
 
@@ -257,7 +272,12 @@ public struct CoordinatorCore: Sendable {
             out.append(.event("dead: worker \(id) \(m.hello.host):\(m.hello.pid) (no heartbeat for \(Int(now - m.lastHeartbeat)) s)"))
             if ring.contains(id) { died = true }
         }
-        if died && state == .running { out += membershipChanged(now: now) }
+        if died && state == .running {
+            out += membershipChanged(now: now)
+        } else if let at = reformAt, now >= at, state == .running {
+            out.append(.event("re-forming the ring after a failure"))
+            out += membershipChanged(now: now)
+        }
         if state == .waiting, let q = quorumAt, liveMembers().count >= settings.minWorkers, now - q >= settings.startGrace {
             out += formGeneration(now: now)
         }
@@ -291,6 +311,8 @@ public struct CoordinatorCore: Sendable {
     /// A new generation over the live members: ranks in locality order (host, then pid), a fresh
     /// start or the newest checkpoint, and a first lease.
     private mutating func formGeneration(now: Double) -> [Directive] {
+        reformAt = nil
+        bound = []
         let live = liveMembers().sorted { ($0.hello.host, $0.hello.pid, $0.id) < ($1.hello.host, $1.hello.pid, $1.id) }
         let chosen = Array(live.prefix(settings.workers))
         generation += 1

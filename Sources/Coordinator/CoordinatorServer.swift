@@ -154,9 +154,16 @@ public final class CoordinatorServer: @unchecked Sendable {
         case .ready:
             guard let r = m.decode(Ready.self) else { channel.noteMalformed(); return nil }
             ds = core.onReady(r, now: t)
+        case .bound:
+            guard let b = m.decode(Bound.self) else { channel.noteMalformed(); return nil }
+            ds = core.onBound(b, now: t)
         case .heartbeat:
             guard let h = m.decode(Heartbeat.self) else { channel.noteMalformed(); return nil }
             ds = core.onHeartbeat(h, now: t)
+            // The answer keeps the worker sure the coordinator is alive, and re-delivers the
+            // current lease should one have been lost.
+            _ = try? channel.send(.lease, Lease(generation: core.generation, leaseEnd: core.leaseEnd, checkpointSteps: core.checkpointSteps),
+                                  generation: core.generation, to: peer)
         case .stepReport:
             guard let r = m.decode(StepReport.self) else { channel.noteMalformed(); return nil }
             if r.generation == core.generation {
@@ -205,6 +212,8 @@ public final class CoordinatorServer: @unchecked Sendable {
                 if let peer = identities[id] { _ = try? channel.send(.refuse, r, to: peer) }
             case .assign(let id, let a):
                 if let peer = identities[id] { _ = try? channel.send(.assign, a, generation: a.generation, step: a.startStep, to: peer) }
+            case .go(let g):
+                for id in core.ring { if let peer = identities[id] { _ = try? channel.send(.go, g, generation: g.generation, to: peer) } }
             case .lease(let l):
                 for id in core.ring { if let peer = identities[id] { _ = try? channel.send(.lease, l, generation: l.generation, to: peer) } }
             case .stop(let target, let reason):

@@ -19,8 +19,9 @@ public final class RingListener {
 
     /// Binds `endpoint`: `tcp://host:port`, `tcp://host:*` (any free port) or `ipc://path`.
     /// With `streams` > 1, stream k binds port + k (each a free port with `*`), or `path.k`;
-    /// the direct inbox binds port + streams, or `path.direct`.
-    public init(bind endpoint: String, options: RingOptions = RingOptions()) throws {
+    /// the direct inbox binds `direct` when given (its endpoint travels in the hello, so any free
+    /// port will do), else port + streams, or `path.direct`.
+    public init(bind endpoint: String, direct: String? = nil, options: RingOptions = RingOptions()) throws {
         try options.validate()
         self.options = options
         context = try ZmqContext(ioThreads: options.streams)
@@ -40,7 +41,7 @@ public final class RingListener {
         directInbox = try context.socket(.pull)
         try configure(directInbox, options: options)
         try directInbox.set(.maxMessageSize(max(options.smallAllReduceBytes, FrameHeader.byteCount)))
-        try directInbox.bind(try RingListener.streamEndpoint(endpoint, options.streams, direct: true))
+        try directInbox.bind(try direct ?? RingListener.streamEndpoint(endpoint, options.streams, direct: true))
         directEndpoint = try directInbox.lastEndpoint()
     }
 

@@ -76,6 +76,8 @@ final class ControlClient: @unchecked Sendable {
                         if let r = m.decode(Refusal.self) { mailbox.deliver(refusal: r.reason) } else { channel.noteMalformed() }
                     case .assign:
                         if let a = m.decode(Assignment.self) { mailbox.deliver(assignment: a) } else { channel.noteMalformed() }
+                    case .go:
+                        if let g = m.decode(Go.self) { mailbox.deliver(go: g) } else { channel.noteMalformed() }
                     case .lease:
                         if let l = m.decode(Lease.self) { mailbox.deliver(lease: l) } else { channel.noteMalformed() }
                     case .stop:
@@ -104,6 +106,7 @@ final class ControlClient: @unchecked Sendable {
     private func send(_ out: Mailbox.Outgoing, on channel: ControlSocket) throws {
         switch out {
         case .ready(let r): try channel.send(.ready, r)
+        case .bound(let b): try channel.send(.bound, b, generation: b.generation)
         case .stepReport(let r): try channel.send(.stepReport, r, generation: r.generation, step: r.step)
         case .failure(let f): try channel.send(.failure, f, generation: f.generation, step: f.step)
         case .checkpoint(let c): try channel.send(.checkpointWritten, c, step: c.step)

@@ -9,6 +9,7 @@ final class Mailbox: @unchecked Sendable {
     /// A message for the coordinator.
     enum Outgoing {
         case ready(Ready)
+        case bound(Bound)
         case stepReport(StepReport)
         case failure(FailureReport)
         case params(ParamsHeader, [UInt8])
@@ -31,22 +32,46 @@ final class Mailbox: @unchecked Sendable {
     private(set) var refusal: String?
     private(set) var assignment: Assignment?
     private(set) var lease: Lease?
+    /// The newest generation told to connect.
+    private(set) var goGeneration: UInt64 = 0
     private(set) var stop: String?
     private(set) var controlError: String?
     private var outbox: [Outgoing] = []
+    /// Breaks the current generation's collectives out of their waits (a newer generation or a
+    /// stop made them pointless). Set by the compute thread; called on the control thread.
+    private var abandonCurrent: (@Sendable () -> Void)?
     var health = Health()
 
     // Control thread → compute thread.
     func deliver(welcome w: Welcome) { monitor.withLock { welcome = w; monitor.broadcast() } }
     func deliver(refusal r: String) { monitor.withLock { refusal = r; monitor.broadcast() } }
-    func deliver(assignment a: Assignment) { monitor.withLock { assignment = a; monitor.broadcast() } }
+    func deliver(assignment a: Assignment) {
+        let hook = monitor.withLock { () -> (@Sendable () -> Void)? in
+            let newer = a.generation > (assignment?.generation ?? 0)
+            assignment = a
+            monitor.broadcast()
+            return newer ? abandonCurrent : nil
+        }
+        hook?()
+    }
+
+    /// Sets (or clears) what breaks the current generation's collectives.
+    func setAbandon(_ hook: (@Sendable () -> Void)?) { monitor.withLock { abandonCurrent = hook } }
     func deliver(lease l: Lease) {
         monitor.withLock {
-            if l.generation == assignment?.generation, l.leaseEnd >= (lease?.leaseEnd ?? 0) { lease = l }
+            if l.generation == assignment?.generation, lease?.generation != l.generation || l.leaseEnd >= lease!.leaseEnd { lease = l }
             monitor.broadcast()
         }
     }
-    func deliver(stop s: String) { monitor.withLock { if stop == nil { stop = s }; monitor.broadcast() } }
+    func deliver(go g: Go) { monitor.withLock { goGeneration = max(goGeneration, g.generation); monitor.broadcast() } }
+    func deliver(stop s: String) {
+        let hook = monitor.withLock { () -> (@Sendable () -> Void)? in
+            if stop == nil { stop = s }
+            monitor.broadcast()
+            return abandonCurrent
+        }
+        hook?()
+    }
     func deliver(controlError e: String) { monitor.withLock { controlError = e; monitor.broadcast() } }
 
     // Compute thread → control thread.

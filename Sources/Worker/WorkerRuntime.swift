@@ -22,8 +22,8 @@ public struct WorkerOptions: Sendable {
     public var bind: String?
     /// Seconds a collective may wait for a peer.
     public var ringTimeout = 30.0
-    /// Give up after this long without word from the coordinator.
-    public var silenceLimit = 120.0
+    /// Give up after this long without word from the coordinator (it answers every heartbeat).
+    public var silenceLimit = 60.0
     /// Write progress lines to stderr.
     public var verbose = true
 
@@ -77,7 +77,7 @@ public final class WorkerRuntime {
 
         // Welcome (the config) or refusal.
         guard mailbox.wait(until: .after(seconds: options.silenceLimit), { $0.welcome != nil || $0.refusal != nil || $0.controlError != nil || $0.stop != nil }) else {
-            throw TrainingError("no answer from the coordinator at \(options.coordinator) within \(Int(options.silenceLimit)) s")
+            throw TrainingError("no answer from the coordinator at \(options.coordinator) within \(Int(options.silenceLimit)) s — is it running, and reachable from here?")
         }
         if let r = mailbox.monitor.withLock({ mailbox.refusal }) { log("refused: \(r)"); return 2 }
         if let e = mailbox.monitor.withLock({ mailbox.controlError }) { throw TrainingError(e) }
@@ -98,11 +98,11 @@ public final class WorkerRuntime {
         let store = ParameterStore(layout: layout)
         var generation: UInt64 = 0
         while true {
-            guard mailbox.wait(until: .after(seconds: options.silenceLimit), {
+            // A standby worker may wait long for a place in a ring; the control thread ends the wait
+            // (controlError) if the coordinator goes silent.
+            _ = mailbox.wait(until: .after(seconds: 365 * 86400), {
                 ($0.assignment?.generation ?? 0) > generation || $0.stop != nil || $0.controlError != nil || $0.refusal != nil
-            }) else {
-                throw TrainingError("no assignment from the coordinator within \(Int(options.silenceLimit)) s")
-            }
+            })
             if let r = mailbox.monitor.withLock({ mailbox.refusal }) { log("refused: \(r)"); return 2 }
             if let s = mailbox.monitor.withLock({ mailbox.stop }) {
                 log("stopping: \(s)")
@@ -111,16 +111,20 @@ public final class WorkerRuntime {
             if let e = mailbox.monitor.withLock({ mailbox.controlError }) { throw TrainingError(e) }
             let a = mailbox.monitor.withLock { mailbox.assignment! }
             generation = a.generation
-            if listener == nil { listener = try RingListener(bind: endpoint, options: ringOptions) }
-            let l = listener!
-            listener = nil
-            try runGeneration(a, listener: l, config: config, dataset: dataset, store: store, workerID: welcome.workerID)
+            if listener == nil {
+                // The same endpoint as published at registration; the direct inbox takes any free port
+                // (its endpoint travels in the ring's hello).
+                let direct = endpoint.hasPrefix("tcp://") ? "tcp://\(host):*" : nil
+                listener = try RingListener(bind: endpoint, direct: direct, options: ringOptions)
+            }
+            try runGeneration(a, listener: &listener, config: config, dataset: dataset, store: store, workerID: welcome.workerID)
         }
     }
 
     /// One generation: join the ring, run the leased steps, report. A ring failure is reported
     /// and ends the generation (the coordinator forms the next one).
-    private func runGeneration(_ a: Assignment, listener: RingListener, config: JobConfig, dataset: FeatureDataset,
+    /// `listener` is consumed when the ring forms (left in place if the generation ends before).
+    private func runGeneration(_ a: Assignment, listener: inout RingListener?, config: JobConfig, dataset: FeatureDataset,
                                store: ParameterStore, workerID: UInt64) throws {
         let g = a.generation
         log("generation \(g): rank \(a.rank) of \(a.world), steps \(a.startStep)..<\(a.totalSteps)")
@@ -129,28 +133,40 @@ public final class WorkerRuntime {
             throw TrainingError("resuming from a checkpoint (\(path)) is not supported by this worker")
         }
         store.initialize(seed: config.seed)
+        // Fence: connect only once every member of the generation has left its previous ring and
+        // listens again (a hello sent to a peer's previous listener would be lost).
+        mailbox.post(.bound(Bound(workerID: workerID, generation: g)))
+        let superseded = { [mailbox] in mailbox.stop != nil || (mailbox.assignment?.generation ?? 0) > g }
+        _ = mailbox.wait(until: .after(seconds: 365 * 86400), { m in m.goGeneration >= g || superseded() || m.controlError != nil })
+        if let e = mailbox.monitor.withLock({ mailbox.controlError }) { throw TrainingError(e) }
+        if mailbox.monitor.withLock(superseded) { return }
         let group: RingGroup
+        guard let l = listener else { throw TrainingError("internal: no ring listener for generation \(g)") }
+        listener = nil
         do {
-            group = try RingGroup(listener: listener, rank: a.rank, worldSize: a.world,
+            group = try RingGroup(listener: l, rank: a.rank, worldSize: a.world,
                                   successor: a.endpoints[(a.rank + 1) % a.world], generation: g)
         } catch {
             mailbox.post(.failure(FailureReport(workerID: workerID, generation: g, step: a.startStep, reason: "joining the ring: \(error)")))
             return
         }
-        defer { group.close() }
+        nonisolated(unsafe) let abandonable = group
+        mailbox.setAbandon { abandonable.abandon() }
+        defer {
+            mailbox.setAbandon(nil)
+            group.close()
+        }
         let collectives = RingCollectives(group: group)
         let loop = try TrainingLoop(config: config, dataset: dataset, store: store)
         var global = a.startStep
         var executor: DistributedExecutor?
         var stats = (compute: 0.0, comm: 0.0, bytes: 0, reduce: 0.0, n: 0)
         mailbox.setHealth { $0.state = "running" }
-        let superseded = { [mailbox] in mailbox.stop != nil || (mailbox.assignment?.generation ?? 0) > g }
         while global < a.totalSteps {
-            guard mailbox.wait(until: .after(seconds: options.silenceLimit), { m in
-                superseded() || (m.leaseEnd(for: g) ?? 0) > global
-            }) else {
-                throw TrainingError("no lease beyond step \(global) from the coordinator within \(Int(options.silenceLimit)) s")
-            }
+            _ = mailbox.wait(until: .after(seconds: 365 * 86400), { m in
+                superseded() || m.controlError != nil || (m.leaseEnd(for: g) ?? 0) > global
+            })
+            if let e = mailbox.monitor.withLock({ mailbox.controlError }) { throw TrainingError(e) }
             if mailbox.monitor.withLock(superseded) { return }
             let end = min(mailbox.monitor.withLock { mailbox.leaseEnd(for: g) ?? global }, a.totalSteps)
             do {
@@ -197,6 +213,10 @@ public final class WorkerRuntime {
                     if a.rank == 0 && step < a.totalSteps { self.upload(store, step: step, phase: phase.index, final: false) }
                 }, shouldStop: { self.mailbox.monitor.withLock(superseded) })
             } catch let e as RingError {
+                if mailbox.monitor.withLock(superseded) {
+                    log("generation \(g) ended at step \(global): superseded")
+                    return
+                }
                 log("generation \(g) failed at step \(global): \(e)")
                 mailbox.setHealth { $0.state = "failed" }
                 mailbox.post(.failure(FailureReport(workerID: workerID, generation: g, step: global, reason: "\(e)")))

@@ -170,4 +170,18 @@ final class CoordinatorCoreTests: XCTestCase {
         XCTAssertEqual(c.state, .failed)
         XCTAssertEqual(exits, [1])
     }
+
+    func testFailureWithoutADeathReformsTheRingAfterTheGrace() {
+        var c = core(min: 2, workers: 2)
+        join(&c, "a", hello("a", 1), now: 0)
+        join(&c, "b", hello("b", 2), now: 0)
+        XCTAssertEqual(c.generation, 1)
+        let id = c.ring[0]
+        _ = c.onFailure(FailureReport(workerID: id, generation: 1, step: 0, reason: "joining the ring: timed out"), now: 1)
+        for id in c.ring { _ = c.onHeartbeat(Heartbeat(workerID: id, generation: 1, step: 0, state: "failed", computeSeconds: 0, commSeconds: 0, allreduceGBs: 0), now: 2) }
+        XCTAssertTrue(assignments(c.onTick(now: 2)).isEmpty, "within the grace")
+        let ds = c.onTick(now: 4.5)
+        XCTAssertEqual(c.generation, 2)
+        XCTAssertEqual(assignments(ds).count, 2)
+    }
 }

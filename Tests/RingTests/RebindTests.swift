@@ -1,0 +1,48 @@
+import Foundation
+import Ring
+import Wire
+import XCTest
+
+/// A worker keeps its published ring endpoint across generations: after a group closes (its
+/// listener with it) the rank binds the same endpoint again, with a fresh direct inbox, and the
+/// next generation forms — also after a generation that was abandoned.
+final class RebindTests: XCTestCase {
+    func testRankRebindsItsEndpointForTheNextGeneration() throws {
+        let first = [try RingListener(bind: "tcp://127.0.0.1:*"), try RingListener(bind: "tcp://127.0.0.1:*")]
+        let endpoints = first.map(\.endpoint)
+        final class Results: @unchecked Sendable {
+            let lock = NSLock()
+            var errors: [String] = []
+            var sums: [[Float]] = []
+            func add(error: String) { lock.lock(); errors.append(error); lock.unlock() }
+            func add(sum: [Float]) { lock.lock(); sums.append(sum); lock.unlock() }
+        }
+        let results = Results()
+        nonisolated(unsafe) let listeners = first
+        let rank: @Sendable (Int) -> Void = { r in
+            var listener = listeners[r]
+            for generation in 1...3 {
+                do {
+                    let g = try RingGroup(listener: listener, rank: r, worldSize: 2, successor: endpoints[(r + 1) % 2],
+                                          generation: UInt64(generation))
+                    var x: [Float] = [Float(r + 1), Float(generation)]
+                    try x.withUnsafeMutableBufferPointer { try g.allReduce($0) }
+                    results.add(sum: x)
+                    if generation == 2 { g.abandon() }
+                    g.close()
+                    listener = try RingListener(bind: endpoints[r], direct: "tcp://127.0.0.1:*")
+                } catch {
+                    results.add(error: "rank \(r) generation \(generation): \(error)")
+                    return
+                }
+            }
+        }
+        let other = Thread { rank(1) }
+        other.start()
+        rank(0)
+        for _ in 0..<100 where results.sums.count < 6 && results.errors.isEmpty { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertEqual(results.errors, [])
+        XCTAssertEqual(results.sums.count, 6)
+        XCTAssertTrue(results.sums.allSatisfy { $0[0] == 3 }, "\(results.sums)")
+    }
+}
