@@ -171,6 +171,7 @@ final class LZ4FrameReader {
             inputStart += srcSize
             consumed += srcSize
             got += dstSize
+            if rc == 0 { ended = true }
             if rc == 0 && got < count {
                 throw FileError(path, "LZ4 frame ends after \(produced + got) content bytes, its header says \(contentSize)")
             }

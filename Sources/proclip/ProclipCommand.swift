@@ -11,6 +11,7 @@ struct ProclipCommand: ParsableCommand {
             BenchCommand.self,
             DataCommand.self,
             SynthCommand.self,
+            CheckpointCommand.self,
         ])
 }
 
