@@ -49,7 +49,8 @@ public struct SavedCheckpoint: Sendable, Equatable {
 /// A save is two stages. The **snapshot** copies the parameters, EMA teacher and both Adam
 /// moments into a buffer the writer owns (allocated once, the size of the data section); the
 /// store must not change until it is done. The **write** compresses the buffer on a background
-/// thread and commits the file: temporary name, fsync, rename, directory fsync, then `latest`
+/// thread and commits the file (a state holding NaN or infinity is refused, not written):
+/// temporary name, fsync, rename, directory fsync, then `latest`
 /// (atomically), then retention. One save is in flight at a time; a new save first waits for
 /// the previous write.
 ///
@@ -179,6 +180,7 @@ public final class CheckpointWriter: @unchecked Sendable {
         let name = CheckpointDirectory.fileName(step: meta.step, phaseEnd: meta.phaseEnd)
         let path = directory.file(name)
         do {
+            try snapshot.checkFinite(shuffled: facts.byteShuffle, path: path)
             let header = snapshot.plan.header(metadata: CheckpointFormat.metadata(meta, facts), shuffled: facts.byteShuffle)
             let size = try CheckpointFile.write(path, header: header, data: snapshot.buffer)
             try directory.setLatest(name)

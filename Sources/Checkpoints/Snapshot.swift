@@ -26,6 +26,24 @@ final class Snapshot: @unchecked Sendable {
     /// The data section as a buffer.
     var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes, count: plan.dataBytes) }
 
+    /// Refuses a state holding NaN or infinity (training diverged), naming the first such value:
+    /// such a checkpoint could never be loaded, and committing it would let retention remove the
+    /// good ones before it. `path` names the checkpoint in the error.
+    func checkFinite(shuffled: Bool, path: String) throws {
+        for t in plan.tensors {
+            let at = bytes + t.dataOffset
+            let bad: Int?
+            if shuffled {
+                bad = firstNonFinitePlanes(at.assumingMemoryBound(to: UInt8.self), t.count)
+            } else {
+                bad = firstNonFinite(UnsafePointer(at.assumingMemoryBound(to: Float.self)), t.count)
+            }
+            if let bad {
+                throw FileError(path, "not saved: tensor '\(t.name)' holds a non-finite value at index \(index(bad, in: t.shape))")
+            }
+        }
+    }
+
     /// Copies (and, with `shuffle`, byte-shuffles) every tensor of `store`. With `parallel`, the
     /// copy is spread over `Parallel`'s threads (the caller's thread included); otherwise it runs
     /// on the calling thread alone.
@@ -39,6 +57,21 @@ final class Snapshot: @unchecked Sendable {
             if parts > 1 { Parallel.run(parts: parts, job) } else { job.run(part: 0) }
         }
     }
+}
+
+/// Index of the first NaN or infinity in the byte planes of `n` float32 values: exponent bits
+/// all ones, i.e. the low 7 bits of plane 3 and the top bit of plane 2 all set.
+func firstNonFinitePlanes(_ planes: UnsafePointer<UInt8>, _ n: Int) -> Int? {
+    let p2 = planes + 2 * n, p3 = planes + 3 * n
+    var start = 0
+    while start < n {
+        let end = min(start + 4096, n)
+        var hit: UInt8 = 0
+        for i in start..<end { hit |= (p3[i] & 0x7F) == 0x7F && p2[i] >= 0x80 ? 1 : 0 }
+        if hit != 0 { return (start..<end).first { (p3[$0] & 0x7F) == 0x7F && p2[$0] >= 0x80 } }
+        start = end
+    }
+    return nil
 }
 
 /// One tensor to copy: its floats and where its bytes go in the data section.
@@ -108,6 +141,7 @@ extension CheckpointFile {
         let snapshot = Snapshot(plan: CheckpointPlan(store.layout))
         snapshot.fill(from: store, shuffle: byteShuffle, parallel: true)
         let facts = FileFacts(model: store.layout.shape, byteShuffle: byteShuffle, created: CheckpointFormat.now(), producer: producer)
+        try snapshot.checkFinite(shuffled: byteShuffle, path: path)
         let header = snapshot.plan.header(metadata: CheckpointFormat.metadata(meta, facts), shuffled: byteShuffle)
         return try write(path, header: header, data: snapshot.buffer)
     }
