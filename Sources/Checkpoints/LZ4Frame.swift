@@ -127,7 +127,7 @@ final class LZ4FrameReader {
         var info = LZ4F_frameInfo_t()
         var size = inputEnd
         let rc = LZ4F_getFrameInfo(ctx, &info, input, &size)
-        if LZ4F_isError(rc) != 0 { throw corrupt(rc) }
+        if LZ4F_isError(rc) != 0 { throw lz4ErrorName(rc) == "ERROR_frameHeader_incomplete" ? truncated() : corrupt(rc) }
         inputStart = size
         consumed = size
         guard info.contentSize > 0, info.contentSize <= UInt64(Int.max) else {
@@ -226,7 +226,7 @@ final class LZ4FrameReader {
         case "ERROR_frameSize_wrong": what = "the LZ4 frame's content size differs from its header"
         default: what = "LZ4 decoding failed (\(name))"
         }
-        return FileError(path, "corrupt: \(what), near compressed byte \(consumed) of \(fileBytes)")
+        return FileError(path, "corrupt: \(what) (after \(produced) of \(contentSize) content bytes)")
     }
 }
 
