@@ -56,6 +56,19 @@ public struct CheckpointMeta: Sendable, Equatable {
     }
 }
 
+extension CheckpointMeta {
+    /// Refuses values a reader would refuse (negative counts, an empty `extra` key), so a bad
+    /// value fails the save instead of making the checkpoint unreadable.
+    func check(path: String) throws {
+        let counts = [(MetaKey.step, step), (MetaKey.phaseIndex, phaseIndex), (MetaKey.phaseStep, phaseStep),
+                      (MetaKey.epoch, epoch), (MetaKey.epochStep, epochStep), (MetaKey.optimizerStep, optimizerStep)]
+        for (key, value) in counts where value < 0 {
+            throw FileError(path, "not saved: metadata '\(key)' must be a non-negative integer, got \(value)")
+        }
+        if extra.keys.contains("") { throw FileError(path, "not saved: metadata 'extra.': empty key") }
+    }
+}
+
 /// The `__metadata__` keys of a checkpoint (format version 1). Every key is required; free-form
 /// entries go under `extra.`; any other key is refused, so a newer format must bump the version.
 public enum MetaKey {

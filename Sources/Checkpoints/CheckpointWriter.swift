@@ -180,6 +180,7 @@ public final class CheckpointWriter: @unchecked Sendable {
         let name = CheckpointDirectory.fileName(step: meta.step, phaseEnd: meta.phaseEnd)
         let path = directory.file(name)
         do {
+            try meta.check(path: path)
             try snapshot.checkFinite(shuffled: facts.byteShuffle, path: path)
             let header = snapshot.plan.header(metadata: CheckpointFormat.metadata(meta, facts), shuffled: facts.byteShuffle)
             let size = try CheckpointFile.write(path, header: header, data: snapshot.buffer)

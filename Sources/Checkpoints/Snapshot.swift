@@ -138,6 +138,7 @@ extension CheckpointFile {
     @discardableResult
     public static func write(_ store: ParameterStore, meta: CheckpointMeta, to path: String, byteShuffle: Bool = true,
                              producer: String) throws -> Int {
+        try meta.check(path: path)
         let snapshot = Snapshot(plan: CheckpointPlan(store.layout))
         snapshot.fill(from: store, shuffle: byteShuffle, parallel: true)
         let facts = FileFacts(model: store.layout.shape, byteShuffle: byteShuffle, created: CheckpointFormat.now(), producer: producer)

@@ -123,6 +123,17 @@ final class FormatTests: XCTestCase {
         }
     }
 
+    func testMetadataAReaderWouldRefuseIsNotSaved() throws {
+        let dir = TempDir()
+        defer { dir.cleanUp() }
+        var meta = sampleMeta()
+        meta.epochStep = -1
+        let path = dir.sub("c.lz4")
+        XCTAssertEqual(errorText { try CheckpointFile.write(trainedStore(), meta: meta, to: path, producer: "t") },
+                       "\(path): not saved: metadata 'epoch_step' must be a non-negative integer, got -1")
+        XCTAssertFalse(Files.exists(path))
+    }
+
     func testLoadRefusesAnotherModelShape() throws {
         let dir = TempDir()
         defer { dir.cleanUp() }

@@ -61,8 +61,8 @@ func trainedStore(_ shape: ModelShape = tinyShape, seed: UInt64 = 1) -> Paramete
 
 /// A metadata value with every field set to something recognisable.
 func sampleMeta(step: Int = 120, phaseEnd: Bool = false) -> CheckpointMeta {
-    CheckpointMeta(step: step, phaseIndex: 1, phaseName: "contrast", phaseStep: step - 100, phaseEnd: phaseEnd, epoch: 2,
-                   epochStep: 7, optimizerStep: step - 100, rngState: [0xDEAD_BEEF_0123_4567, 0, UInt64.max],
+    CheckpointMeta(step: step, phaseIndex: 1, phaseName: "contrast", phaseStep: step % 100, phaseEnd: phaseEnd, epoch: 2,
+                   epochStep: 7, optimizerStep: step % 100 + 1, rngState: [0xDEAD_BEEF_0123_4567, 0, UInt64.max],
                    config: "name: demo\nseed: 7\n# \"quoted\" ünïcode\n", configHash: "0123456789abcdef",
                    manifestHash: "fedcba9876543210", extra: ["lr_scale": "0.5", "note": "a=b,c"])
 }
