@@ -8,7 +8,8 @@ import Glibc
 
 /// `proclip checkpoint _write-test` (hidden): saves checkpoints of a synthetic state in a loop,
 /// printing `saved <file>` after each, so a test can kill it with SIGKILL in the middle of a
-/// write and check what the directory holds. Step k's parameters all equal k + 0.5.
+/// write and check what the directory holds. The state is noise (so it hardly compresses and
+/// each write takes a while), except that the first parameter of step k's checkpoint is k + 0.5.
 struct CheckpointWriteTest: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "_write-test", abstract: "Save checkpoints in a loop (for crash tests).", shouldDisplay: false)
@@ -27,9 +28,13 @@ struct CheckpointWriteTest: ParsableCommand {
         options.backgroundNice = 0
         let writer = try CheckpointWriter(directory: dir, layout: store.layout, options: options)
         for name in writer.cleaned { print("cleaned \(name)") }
+        var rng = SplitMix64(seed: 1)
+        for s in [store.params, store.expAvg, store.expAvgSq] {
+            for i in 0..<s.count { s.base[i] = Float(bitPattern: 0x3C00_0000 | UInt32(truncatingIfNeeded: rng.next() >> 41)) }
+        }
+        store.resetEMA()
         for k in 1...max(saves, 1) {
-            for s in [store.params, store.expAvg, store.expAvgSq] { s.base.update(repeating: Float(k) + 0.5, count: s.count) }
-            store.resetEMA()
+            store.params.base[0] = Float(k) + 0.5
             writer.save(store, meta: CheckpointMeta(step: k, phaseIndex: 0, phaseName: "inherit", phaseStep: k, epoch: 0, epochStep: k,
                                                    optimizerStep: k, rngState: [UInt64(k)], config: "", configHash: "", manifestHash: ""))
             for outcome in writer.finish() {
