@@ -101,7 +101,7 @@ struct SpawnError: Error, CustomStringConvertible {
 
 /// Runs a command to completion and returns its outcome.
 @discardableResult
-func run(_ argv: [String]) throws -> Finished {
+func runCommand(_ argv: [String]) throws -> Finished {
     try Child(argv).wait()
 }
 

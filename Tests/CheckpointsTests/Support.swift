@@ -14,7 +14,7 @@ final class TempDir {
         let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         path = String(cString: p!)
     }
-    func cleanUp() { _ = try? run(["/bin/rm", "-rf", path]) }
+    func cleanUp() { _ = try? runCommand(["/bin/rm", "-rf", path]) }
     func sub(_ name: String) -> String { "\(path)/\(name)" }
 }
 
