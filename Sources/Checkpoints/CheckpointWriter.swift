@@ -40,6 +40,8 @@ public struct SavedCheckpoint: Sendable, Equatable {
     public let snapshotSeconds: Double
     /// Time to compress, write, fsync, rename, update `latest` and apply retention.
     public let writeSeconds: Double
+    /// Of `writeSeconds`, the time fsync of the file and its directory took.
+    public let syncSeconds: Double
     /// Checkpoints removed by retention after this one was written.
     public let removed: [String]
 }
@@ -183,12 +185,13 @@ public final class CheckpointWriter: @unchecked Sendable {
             try meta.check(path: path)
             try snapshot.checkFinite(shuffled: facts.byteShuffle, path: path)
             let header = snapshot.plan.header(metadata: CheckpointFormat.metadata(meta, facts), shuffled: facts.byteShuffle)
-            let size = try CheckpointFile.write(path, header: header, data: snapshot.buffer)
+            let (size, sync) = try CheckpointFile.write(path, header: header, data: snapshot.buffer)
             try directory.setLatest(name)
             let removed = try directory.applyRetention(keepLast: options.keepLast)
             return .saved(SavedCheckpoint(path: path, step: meta.step, phaseEnd: meta.phaseEnd,
                                           contentBytes: header.count + snapshot.plan.dataBytes, fileBytes: size,
-                                          snapshotSeconds: snapshotSeconds, writeSeconds: MonotonicClock.now() - t0, removed: removed))
+                                          snapshotSeconds: snapshotSeconds, writeSeconds: MonotonicClock.now() - t0,
+                                          syncSeconds: sync, removed: removed))
         } catch let e as FileError {
             return .failed(step: meta.step, error: e)
         } catch {

@@ -109,14 +109,16 @@ struct SnapshotCopy: PartJob {
 extension CheckpointFile {
     /// Writes one checkpoint file from a ready header and data section: `path.tmp-<pid>`,
     /// compressed as one LZ4 frame, fsynced, renamed to `path`, directory fsynced. Nothing ever
-    /// sits under `path` half-written. Returns the compressed size.
-    static func write(_ path: String, header: [UInt8], data: UnsafeRawBufferPointer) throws -> Int {
+    /// sits under `path` half-written. Returns the compressed size and the seconds spent in fsync
+    /// (file and directory).
+    static func write(_ path: String, header: [UInt8], data: UnsafeRawBufferPointer) throws -> (bytes: Int, syncSeconds: Double) {
         let tmp = "\(path).tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw FileError(tmp, "cannot create: \(Files.errnoText())") }
         var renamed = false
         defer { if !renamed { unlink(tmp) } }
         let size: Int
+        var syncing = 0.0
         do {
             defer { close(fd) }
             let frame = try LZ4FrameWriter(fd: fd, path: tmp, contentSize: header.count + data.count)
@@ -124,12 +126,15 @@ extension CheckpointFile {
             try frame.write(data, stable: true)
             try frame.finish()
             size = frame.compressedBytes
+            let t0 = MonotonicClock.now()
             if fsync(fd) != 0 { throw FileError(tmp, "fsync failed: \(Files.errnoText())") }
+            syncing = MonotonicClock.now() - t0
         }
         if rename(tmp, path) != 0 { throw FileError(path, "rename from \(tmp) failed: \(Files.errnoText())") }
         renamed = true
+        let t1 = MonotonicClock.now()
         try syncDirectory(directory(of: path))
-        return size
+        return (size, syncing + MonotonicClock.now() - t1)
     }
 
     /// Writes `store` and `meta` to `path` at once, on the calling thread (for a final save, tools
@@ -144,7 +149,7 @@ extension CheckpointFile {
         let facts = FileFacts(model: store.layout.shape, byteShuffle: byteShuffle, created: CheckpointFormat.now(), producer: producer)
         try snapshot.checkFinite(shuffled: byteShuffle, path: path)
         let header = snapshot.plan.header(metadata: CheckpointFormat.metadata(meta, facts), shuffled: byteShuffle)
-        return try write(path, header: header, data: snapshot.buffer)
+        return try write(path, header: header, data: snapshot.buffer).bytes
     }
 }
 

@@ -9,5 +9,6 @@ struct BenchCommand: ParsableCommand {
         subcommands: [
             BenchStep.self,
             DataBenchCommand.self,
+            BenchCheckpoint.self,
         ])
 }

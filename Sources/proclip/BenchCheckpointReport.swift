@@ -1,0 +1,101 @@
+import Model
+
+/// Figures of one `proclip bench checkpoint` run, and their rendering as a table or JSON.
+/// Rates are GB/s of the uncompressed state (the safetensors payload).
+struct CheckpointBenchReport {
+    /// One file mode (plain or byte-shuffled): proclip's save and load, and the `lz4` command on
+    /// the same payload bytes.
+    struct Mode {
+        let shuffle: Bool
+        var snapshot = 0.0, write = 0.0, sync = 0.0, load = 0.0
+        var content = 0, file = 0
+        var path = ""
+        var cliDecompress = 0.0, cliCompress = 0.0
+        var cliFile = 0
+
+        init(shuffle: Bool) { self.shuffle = shuffle }
+
+        var name: String { shuffle ? "shuffled" : "plain" }
+        var gb: Double { Double(content) / 1e9 }
+        var save: Double { gb / (snapshot + write) }
+        var saveNoSync: Double { gb / (snapshot + write - sync) }
+        var loadRate: Double { gb / load }
+        var ratio: Double { Double(content) / Double(max(file, 1)) }
+        var cliRatio: Double { Double(content) / Double(max(cliFile, 1)) }
+        var cliCompressRate: Double { gb / cliCompress }
+        var cliDecompressRate: Double { gb / cliDecompress }
+    }
+
+    let shape: ModelShape
+    let parameters: Int
+    let threads: Int
+    let batch: Int
+    var memcpy = 0.0
+    var modes: [Mode] = []
+    var forwardBackward = 0.0, optimizer = 0.0, stepWithSave = 0.0, snapshotWait = 0.0
+
+    var step: Double { forwardBackward + optimizer }
+    /// The default mode (byte shuffle on).
+    var standard: Mode { modes.first { $0.shuffle } ?? modes[0] }
+    /// Extra time of a step overlapping `beginSave`, as a fraction of a step.
+    var overlappedStall: Double { max(0, stepWithSave - step) / step }
+    /// A step at global batch `global` on `workers` workers: forward and backward scale with the
+    /// rows each worker holds; the optimizer step does not.
+    func predictedStep(global: Int, workers: Int) -> Double {
+        forwardBackward * Double(global) / Double(workers * batch) + optimizer
+    }
+    static let paperBatch = 1024
+    static let workerCounts = [1, 8, 16]
+
+    var table: String {
+        var out: [String] = []
+        out.append("proclip bench checkpoint: \(gbText(standard.gb)) GB state (D_llm \(shape.dLLM) ×\(shape.textExpansion), D_embed \(shape.dEmbed); "
+                   + "\(parameters / 1_000_000)M parameters + EMA + 2 Adam moments), \(threads) thread(s)")
+        out.append("reference memcpy of the state's bytes: \(f(memcpy, 2)) GB/s")
+        out.append(pad("", 10) + pad("save GB/s", 11) + pad("(no fsync)", 12) + pad("load GB/s", 11) + pad("ratio", 8)
+                   + pad("lz4 -1 GB/s", 13) + pad("lz4 ratio", 11) + pad("lz4 -d GB/s", 13) + "snapshot s")
+        for m in modes {
+            out.append(pad(m.name, 10) + pad(f(m.save, 2), 11) + pad(f(m.saveNoSync, 2), 12) + pad(f(m.loadRate, 2), 11) + pad(f(m.ratio, 3), 8)
+                       + pad(f(m.cliCompressRate, 2), 13) + pad(f(m.cliRatio, 3), 11) + pad(f(m.cliDecompressRate, 2), 13) + f(m.snapshot, 3))
+        }
+        for m in modes {
+            out.append("\(m.name): save (no fsync) \(f(m.saveNoSync / memcpy, 3))× memcpy, \(f(m.saveNoSync / m.cliCompressRate, 2))× lz4 -1; "
+                       + "load \(f(m.loadRate / memcpy, 3))× memcpy, \(f(m.loadRate / m.cliDecompressRate, 2))× lz4 -d")
+        }
+        let plain = modes.first { !$0.shuffle }
+        if let plain { out.append("byte shuffle: file \(f(Double(standard.file) / Double(plain.file), 3))× the plain one") }
+        out.append("training step (batch \(batch), inherit): \(f(step, 3)) s = forward+backward \(f(forwardBackward, 3)) s + AdamW \(f(optimizer, 3)) s")
+        out.append("stall of save() (snapshot copy, shuffled): \(f(standard.snapshot, 3)) s = \(f(100 * standard.snapshot / step, 1))% of the step")
+        out.append("stall of beginSave() overlapping forward/backward: step \(f(stepWithSave, 3)) s (+\(f(100 * overlappedStall, 1))%), "
+                   + "waited \(f(snapshotWait, 3)) s for the snapshot")
+        let predicted = CheckpointBenchReport.workerCounts.map { w -> String in
+            let s = predictedStep(global: CheckpointBenchReport.paperBatch, workers: w)
+            return "\(w) worker\(w == 1 ? "" : "s"): step \(f(s, 2)) s, save() stall \(f(100 * standard.snapshot / s, 1))%"
+        }
+        out.append("paper batch \(CheckpointBenchReport.paperBatch) (predicted per worker) — " + predicted.joined(separator: "; "))
+        return out.joined(separator: "\n")
+    }
+
+    var json: String {
+        func mode(_ m: Mode) -> String {
+            "{\"shuffle\": \(m.shuffle), \"content_bytes\": \(m.content), \"file_bytes\": \(m.file), \"ratio\": \(m.ratio), "
+            + "\"snapshot_seconds\": \(m.snapshot), \"write_seconds\": \(m.write), \"fsync_seconds\": \(m.sync), "
+            + "\"save_gbps\": \(m.save), \"save_gbps_no_fsync\": \(m.saveNoSync), \"load_seconds\": \(m.load), \"load_gbps\": \(m.loadRate), "
+            + "\"lz4_cli_compress_gbps\": \(m.cliCompressRate), \"lz4_cli_ratio\": \(m.cliRatio), \"lz4_cli_decompress_gbps\": \(m.cliDecompressRate)}"
+        }
+        let predicted = CheckpointBenchReport.workerCounts.map {
+            "{\"workers\": \($0), \"step_seconds\": \(predictedStep(global: CheckpointBenchReport.paperBatch, workers: $0))}"
+        }
+        return "{\"model\": {\"d_llm\": \(shape.dLLM), \"d_embed\": \(shape.dEmbed), \"text_blocks\": \(shape.textBlocks), "
+            + "\"text_expansion\": \(shape.textExpansion), \"image_blocks\": \(shape.imageBlocks), \"image_expansion\": \(shape.imageExpansion)}, "
+            + "\"parameters\": \(parameters), \"threads\": \(threads), \"memcpy_gbps\": \(memcpy), "
+            + "\"modes\": [\(modes.map(mode).joined(separator: ", "))], "
+            + "\"step\": {\"batch\": \(batch), \"seconds\": \(step), \"forward_backward_seconds\": \(forwardBackward), \"optimizer_seconds\": \(optimizer), "
+            + "\"with_overlapped_save_seconds\": \(stepWithSave), \"snapshot_wait_seconds\": \(snapshotWait)}, "
+            + "\"save_stall_fraction\": \(standard.snapshot / step), \"overlapped_stall_fraction\": \(overlappedStall), "
+            + "\"paper_batch_predicted\": [\(predicted.joined(separator: ", "))]}"
+    }
+
+    private func f(_ x: Double, _ digits: Int) -> String { x.isFinite ? fixed(x, digits) : "-" }
+    private func gbText(_ x: Double) -> String { fixed(x, 2) }
+}
