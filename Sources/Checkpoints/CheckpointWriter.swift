@@ -49,19 +49,20 @@ public struct SavedCheckpoint: Sendable, Equatable {
 /// Writes checkpoints of one model into one directory, in the background.
 ///
 /// A save is two stages. The **snapshot** copies the parameters, EMA teacher and both Adam
-/// moments into a buffer the writer owns (allocated once, the size of the data section); the
-/// store must not change until it is done. The **write** compresses the buffer on a background
-/// thread and commits the file (a state holding NaN or infinity is refused, not written):
-/// temporary name, fsync, rename, directory fsync, then `latest`
-/// (atomically), then retention. One save is in flight at a time; a new save first waits for
-/// the previous write.
+/// moments into a buffer the writer owns (allocated once, the size of the state) with `memcpy`;
+/// the store must not change until it is done. The **write** runs on a background thread at
+/// lower priority: byte shuffle (tensor by tensor, through a scratch buffer the size of the
+/// largest tensor), LZ4, and the commit — temporary name, fsync, rename, directory fsync, then
+/// `latest` (atomically), then retention. A state holding NaN or infinity is refused, not
+/// written. One save is in flight at a time; a new save first waits for the previous write.
 ///
 /// Two ways to take the snapshot:
 /// - `save(_:meta:)` copies on the calling thread, spread over `Parallel`'s threads, and returns
 ///   when the store may change again (the training stall is the copy).
 /// - `beginSave(_:meta:)` returns at once and the writer thread copies; call `waitForSnapshot()`
 ///   before the store next changes (before the optimizer step). Forward and backward only read
-///   the store, so the copy overlaps them and the stall is whatever is left of it.
+///   the store, so the copy overlaps them — worth it only when a core is free for the copy
+///   (see docs/checkpoints.md for measurements).
 ///
 /// When to save is the caller's decision (the coordinator's). Results come back through
 /// `takeOutcomes()` and `finish()`. All methods are for one calling thread.
@@ -90,7 +91,7 @@ public final class CheckpointWriter: @unchecked Sendable {
 
     deinit { thread?.join() }
 
-    /// Bytes of the snapshot buffer (the uncompressed data section).
+    /// Bytes of the snapshot buffer (the state without the layout's padding).
     public var snapshotBytes: Int { snapshot.plan.dataBytes }
 
     /// Whether a save is still copying or writing.
@@ -103,7 +104,7 @@ public final class CheckpointWriter: @unchecked Sendable {
     public func save(_ store: ParameterStore, meta: CheckpointMeta) -> (waited: Double, snapshot: Double) {
         let waited = waitIdle()
         let t0 = MonotonicClock.now()
-        snapshot.fill(from: store, shuffle: options.byteShuffle, parallel: true)
+        snapshot.fill(from: store, parallel: true)
         let copy = MonotonicClock.now() - t0
         start(meta: meta, copyFrom: nil, snapshotSeconds: copy)
         return (waited, copy)
@@ -159,7 +160,7 @@ public final class CheckpointWriter: @unchecked Sendable {
             var copy = snapshotSeconds
             if let store {
                 let t0 = MonotonicClock.now()
-                snapshot.fill(from: store, shuffle: options.byteShuffle, parallel: false)
+                snapshot.fill(from: store, parallel: false)
                 copy = MonotonicClock.now() - t0
                 monitor.locked {
                     snapshotReady = true
@@ -183,9 +184,9 @@ public final class CheckpointWriter: @unchecked Sendable {
         let path = directory.file(name)
         do {
             try meta.check(path: path)
-            try snapshot.checkFinite(shuffled: facts.byteShuffle, path: path)
+            try snapshot.checkFinite(path: path)
             let header = snapshot.plan.header(metadata: CheckpointFormat.metadata(meta, facts), shuffled: facts.byteShuffle)
-            let (size, sync) = try CheckpointFile.write(path, header: header, data: snapshot.buffer)
+            let (size, sync) = try snapshot.write(to: path, header: header, shuffled: facts.byteShuffle)
             try directory.setLatest(name)
             let removed = try directory.applyRetention(keepLast: options.keepLast)
             return .saved(SavedCheckpoint(path: path, step: meta.step, phaseEnd: meta.phaseEnd,
