@@ -26,19 +26,25 @@ struct CheckpointBenchReport {
         var cliDecompressRate: Double { gb / cliDecompress }
     }
 
+    /// What one save cost the training loop: the stall, and the time lost by the `steps` steps
+    /// that ran until the background write finished (`seconds` after the save began).
+    struct SaveCost {
+        var stall = 0.0, lost = 0.0, seconds = 0.0
+        var steps = 0
+    }
+
     let shape: ModelShape
     let parameters: Int
     let threads: Int
     let batch: Int
     var memcpy = 0.0
     var modes: [Mode] = []
-    var forwardBackward = 0.0, optimizer = 0.0, stepWithSave = 0.0, snapshotWait = 0.0
+    var forwardBackward = 0.0, optimizer = 0.0
+    var blocking = SaveCost(), overlapped = SaveCost()
 
     var step: Double { forwardBackward + optimizer }
     /// The default mode (byte shuffle on).
     var standard: Mode { modes.first { $0.shuffle } ?? modes[0] }
-    /// Extra time of a step overlapping `beginSave`, as a fraction of a step.
-    var overlappedStall: Double { max(0, stepWithSave - step) / step }
     /// A step at global batch `global` on `workers` workers: forward and backward scale with the
     /// rows each worker holds; the optimizer step does not.
     func predictedStep(global: Int, workers: Int) -> Double {
@@ -65,12 +71,13 @@ struct CheckpointBenchReport {
         let plain = modes.first { !$0.shuffle }
         if let plain { out.append("byte shuffle: file \(f(Double(standard.file) / Double(plain.file), 3))× the plain one") }
         out.append("training step (batch \(batch), inherit): \(f(step, 3)) s = forward+backward \(f(forwardBackward, 3)) s + AdamW \(f(optimizer, 3)) s")
-        out.append("stall of save() (snapshot copy, shuffled): \(f(standard.snapshot, 3)) s = \(f(100 * standard.snapshot / step, 1))% of the step")
-        out.append("stall of beginSave() overlapping forward/backward: step \(f(stepWithSave, 3)) s (+\(f(100 * overlappedStall, 1))%), "
-                   + "waited \(f(snapshotWait, 3)) s for the snapshot")
+        for (name, c) in [("save()", blocking), ("beginSave()", overlapped)] {
+            out.append("\(pad(name, 12)) stall \(f(c.stall, 3)) s = \(f(100 * c.stall / step, 1))% of a step; the \(c.steps) step(s) during the "
+                       + "\(f(c.seconds, 1)) s background write lost \(f(c.lost, 2)) s (\(f(c.lost / step, 2)) steps' worth)")
+        }
         let predicted = CheckpointBenchReport.workerCounts.map { w -> String in
             let s = predictedStep(global: CheckpointBenchReport.paperBatch, workers: w)
-            return "\(w) worker\(w == 1 ? "" : "s"): step \(f(s, 2)) s, save() stall \(f(100 * standard.snapshot / s, 1))%"
+            return "\(w) worker\(w == 1 ? "" : "s"): step \(f(s, 2)) s, save() stall \(f(100 * blocking.stall / s, 1))%"
         }
         out.append("paper batch \(CheckpointBenchReport.paperBatch) (predicted per worker) — " + predicted.joined(separator: "; "))
         return out.joined(separator: "\n")
@@ -83,6 +90,10 @@ struct CheckpointBenchReport {
             + "\"save_gbps\": \(m.save), \"save_gbps_no_fsync\": \(m.saveNoSync), \"load_seconds\": \(m.load), \"load_gbps\": \(m.loadRate), "
             + "\"lz4_cli_compress_gbps\": \(m.cliCompressRate), \"lz4_cli_ratio\": \(m.cliRatio), \"lz4_cli_decompress_gbps\": \(m.cliDecompressRate)}"
         }
+        func cost(_ c: SaveCost) -> String {
+            "{\"stall_seconds\": \(c.stall), \"stall_fraction_of_step\": \(c.stall / step), \"steps_during_write\": \(c.steps), "
+            + "\"lost_seconds\": \(c.lost), \"write_seconds\": \(c.seconds)}"
+        }
         let predicted = CheckpointBenchReport.workerCounts.map {
             "{\"workers\": \($0), \"step_seconds\": \(predictedStep(global: CheckpointBenchReport.paperBatch, workers: $0))}"
         }
@@ -90,9 +101,8 @@ struct CheckpointBenchReport {
             + "\"text_expansion\": \(shape.textExpansion), \"image_blocks\": \(shape.imageBlocks), \"image_expansion\": \(shape.imageExpansion)}, "
             + "\"parameters\": \(parameters), \"threads\": \(threads), \"memcpy_gbps\": \(memcpy), "
             + "\"modes\": [\(modes.map(mode).joined(separator: ", "))], "
-            + "\"step\": {\"batch\": \(batch), \"seconds\": \(step), \"forward_backward_seconds\": \(forwardBackward), \"optimizer_seconds\": \(optimizer), "
-            + "\"with_overlapped_save_seconds\": \(stepWithSave), \"snapshot_wait_seconds\": \(snapshotWait)}, "
-            + "\"save_stall_fraction\": \(standard.snapshot / step), \"overlapped_stall_fraction\": \(overlappedStall), "
+            + "\"step\": {\"batch\": \(batch), \"seconds\": \(step), \"forward_backward_seconds\": \(forwardBackward), \"optimizer_seconds\": \(optimizer)"
+            + "}, \"save\": \(cost(blocking)), \"begin_save\": \(cost(overlapped)), "
             + "\"paper_batch_predicted\": [\(predicted.joined(separator: ", "))]}"
     }
 
