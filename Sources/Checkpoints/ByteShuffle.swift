@@ -1,3 +1,5 @@
+import Tensors
+
 /// Byte shuffle of float32 data, as Blosc's: byte k of every element is grouped into plane k, so
 /// a tensor of `n` elements becomes 4 planes of `n` bytes (`plane[k][i] = byte k of element i`).
 /// The planes holding sign and exponent repeat a few values and compress; the low mantissa
@@ -55,6 +57,13 @@ enum ByteShuffle {
         }
     }
 
+    /// `unshuffle` of a whole tensor, spread over `Parallel`'s threads when it is large.
+    static func unshuffleParallel(_ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, count n: Int) {
+        let parts = n >= 1 << 18 ? Parallel.threads : 1
+        if parts <= 1 { return unshuffle(src, dst, count: n, range: 0..<n) }
+        Parallel.run(parts: parts, UnshuffleJob(src: src, dst: dst, count: n, parts: parts))
+    }
+
     /// Transposes the 4×4 byte matrix whose row r is lane r (little-endian bytes are columns):
     /// afterwards lane c holds column c. Two delta swaps: 16-bit halves between lanes (0, 2) and
     /// (1, 3), then bytes between lanes (0, 1) and (2, 3).
@@ -66,5 +75,19 @@ enum ByteShuffle {
         let even = SIMD4<UInt32>(~0, 0, ~0, 0)
         let e = ((w &>> 8) ^ SIMD4(w[1], w[0], w[3], w[2])) & 0x00FF_00FF
         return w ^ (((e &<< 8) & even) | (SIMD4(e[1], e[0], e[3], e[2]) & ~even))
+    }
+}
+
+/// Part `p` of an unshuffle: a slice of the elements, cut at multiples of 16.
+struct UnshuffleJob: PartJob {
+    let src: UnsafeRawPointer
+    let dst: UnsafeMutableRawPointer
+    let count: Int
+    let parts: Int
+
+    func run(part p: Int) {
+        let lo = p == 0 ? 0 : (count * p / parts) & ~15
+        let hi = p == parts - 1 ? count : (count * (p + 1) / parts) & ~15
+        if lo < hi { ByteShuffle.unshuffle(src, dst, count: count, range: lo..<hi) }
     }
 }

@@ -60,8 +60,9 @@ struct CheckpointReader {
                                   contentBytes: frame.contentSize, fileBytes: frame.fileBytes)
     }
 
-    /// Decodes every tensor in file order, unshuffling as needed, and checks that all values are
-    /// finite; then checks the end of the frame (content checksum, nothing after it).
+    /// Decodes every tensor in file order, unshuffling as needed (on `Parallel`'s threads), and
+    /// checks that all values are finite; then checks the end of the frame (content checksum,
+    /// nothing after it).
     ///
     /// `destination` may give where a tensor's floats go (e.g. a `ParameterStore` slab); otherwise
     /// they land in a scratch buffer. `visit` sees each tensor's finished floats.
@@ -79,7 +80,7 @@ struct CheckpointReader {
             let dst = destination?(t) ?? spare ?? scratch!.assumingMemoryBound(to: Float.self)
             if shuffled {
                 try frame.read(into: scratch!, count: 4 * t.count)
-                ByteShuffle.unshuffle(scratch!, UnsafeMutableRawPointer(dst), count: t.count, range: 0..<t.count)
+                ByteShuffle.unshuffleParallel(scratch!, UnsafeMutableRawPointer(dst), count: t.count)
             } else {
                 try frame.read(into: UnsafeMutableRawPointer(dst), count: 4 * t.count)
             }
@@ -114,7 +115,8 @@ public enum CheckpointFile {
 
     /// Loads parameters, EMA teacher and both Adam moments into `store`, verifying everything as
     /// `verify` does. Refuses a file of another model shape. On an error the store's contents are
-    /// unspecified (some tensors may be loaded): load another checkpoint or reinitialise.
+    /// unspecified (some tensors may be loaded): load another checkpoint or reinitialise. Uses
+    /// `Parallel`'s threads: call it from the thread that drives training.
     @discardableResult
     public static func load(_ path: String, into store: ParameterStore) throws -> CheckpointHeader {
         let r = try CheckpointReader(path: path)

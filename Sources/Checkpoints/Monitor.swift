@@ -50,10 +50,11 @@ final class JoinableThread {
         precondition(rc == 0, "cannot start the checkpoint writer thread (error \(rc))")
     }
 
-    /// Waits for the thread to end (once).
+    /// Waits for the thread to end (once). Called on the thread itself (when it drops the last
+    /// reference to its owner), it detaches instead.
     func join() {
         if joined { return }
-        pthread_join(thread, nil)
+        if pthread_equal(thread, pthread_self()) != 0 { pthread_detach(thread) } else { pthread_join(thread, nil) }
         joined = true
     }
 

@@ -98,6 +98,21 @@ final class FormatTests: XCTestCase {
         }
     }
 
+    func testParallelUnshuffleMatchesTheSerialOne() {
+        let before = Parallel.threads
+        Parallel.threads = 3
+        defer { Parallel.threads = before }
+        let n = (1 << 18) + 37
+        var rng = SplitMix64(seed: 9)
+        let src = (0..<(4 * n)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        var serial = [UInt8](repeating: 0, count: 4 * n), parallel = [UInt8](repeating: 1, count: 4 * n)
+        src.withUnsafeBytes { s in
+            serial.withUnsafeMutableBytes { ByteShuffle.unshuffle(s.baseAddress!, $0.baseAddress!, count: n, range: 0..<n) }
+            parallel.withUnsafeMutableBytes { ByteShuffle.unshuffleParallel(s.baseAddress!, $0.baseAddress!, count: n) }
+        }
+        XCTAssertEqual(serial, parallel)
+    }
+
     /// Byte shuffle is on by default because it shrinks trained-looking float32 state.
     func testShuffleShrinksTrainedLookingState() throws {
         let dir = TempDir()
