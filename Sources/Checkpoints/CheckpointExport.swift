@@ -9,7 +9,7 @@ extension CheckpointFile {
     public struct Exported: Sendable {
         /// The checkpoint read.
         public let header: CheckpointHeader
-        /// Tensors and bytes written.
+        /// Tensors and bytes (the whole file) written.
         public let tensors: Int
         public let bytes: Int
     }

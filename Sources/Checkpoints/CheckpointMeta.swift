@@ -72,6 +72,7 @@ extension CheckpointMeta {
 /// The `__metadata__` keys of a checkpoint (format version 1). Every key is required; free-form
 /// entries go under `extra.`; any other key is refused, so a newer format must bump the version.
 public enum MetaKey {
+    /// The keys, one constant each (values described in docs/checkpoints.md).
     public static let format = "format", formatVersion = "format_version"
     public static let step = "step", phaseIndex = "phase_index", phaseName = "phase_name"
     public static let phaseStep = "phase_step", phaseEnd = "phase_end", epoch = "epoch", epochStep = "epoch_step"

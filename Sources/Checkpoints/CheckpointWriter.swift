@@ -23,7 +23,9 @@ public struct CheckpointOptions: Sendable {
 
 /// A checkpoint written, or one that failed.
 public enum SaveOutcome: Sendable {
+    /// The checkpoint is on disk and `latest` names it.
     case saved(SavedCheckpoint)
+    /// Nothing was written for `step` (`latest` still names the previous checkpoint).
     case failed(step: Int, error: FileError)
 }
 
@@ -31,6 +33,7 @@ public enum SaveOutcome: Sendable {
 public struct SavedCheckpoint: Sendable, Equatable {
     /// Full path of the file.
     public let path: String
+    /// Its global step, and whether it ends a phase (`-end` in the name).
     public let step: Int
     public let phaseEnd: Bool
     /// Safetensors payload bytes and compressed file bytes.
@@ -67,7 +70,9 @@ public struct SavedCheckpoint: Sendable, Equatable {
 /// When to save is the caller's decision (the coordinator's). Results come back through
 /// `takeOutcomes()` and `finish()`. All methods are for one calling thread.
 public final class CheckpointWriter: @unchecked Sendable {
+    /// Where checkpoints go.
     public let directory: CheckpointDirectory
+    /// How they are written.
     public let options: CheckpointOptions
     /// `*.tmp-<pid>` files of dead writers removed when the writer was created.
     public let cleaned: [String]
