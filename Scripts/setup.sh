@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what proclip needs on a Debian machine when it is missing: the C libraries (ZeroMQ,
 # OpenBLAS, LZ4, with their -dev headers), the lz4 command and iproute2, plus NumPy for the
-# reference checks and the safetensors package for the checkpoint interop test. Safe to run again; installs nothing that is already present.
+# reference checks and the safetensors package for the checkpoint interop test. Safe to run
+# again; installs nothing that is already present.
 set -euo pipefail
 
 need_apt=()
