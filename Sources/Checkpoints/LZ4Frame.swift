@@ -163,11 +163,13 @@ final class LZ4FrameReader {
         }
         var got = 0
         while got < count {
-            if inputStart == inputEnd, !(try refill()) { throw truncated() }
+            // At the end of the file, one more call may still flush output LZ4 holds.
+            let atEnd = try inputStart == inputEnd && !refill()
             var dstSize = count - got
             var srcSize = inputEnd - inputStart
             let rc = LZ4F_decompress(ctx, dst + got, &dstSize, input + inputStart, &srcSize, nil)
             if LZ4F_isError(rc) != 0 { throw corrupt(rc) }
+            if atEnd && dstSize == 0 { throw truncated() }
             inputStart += srcSize
             consumed += srcSize
             got += dstSize

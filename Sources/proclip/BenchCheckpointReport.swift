@@ -40,6 +40,8 @@ struct CheckpointBenchReport {
     var memcpy = 0.0
     var modes: [Mode] = []
     var forwardBackward = 0.0, optimizer = 0.0
+    /// Fastest and slowest reference step, three before the saves and three after.
+    var stepRange: ClosedRange<Double> = 0...0
     var blocking = SaveCost(), overlapped = SaveCost()
 
     var step: Double { forwardBackward + optimizer }
@@ -70,7 +72,8 @@ struct CheckpointBenchReport {
         }
         let plain = modes.first { !$0.shuffle }
         if let plain { out.append("byte shuffle: file \(f(Double(standard.file) / Double(plain.file), 3))× the plain one") }
-        out.append("training step (batch \(batch), inherit): \(f(step, 3)) s = forward+backward \(f(forwardBackward, 3)) s + AdamW \(f(optimizer, 3)) s")
+        out.append("training step (batch \(batch), inherit): \(f(step, 3)) s = forward+backward \(f(forwardBackward, 3)) s + AdamW \(f(optimizer, 3)) s"
+                   + " (six reference steps: \(f(stepRange.lowerBound, 3))–\(f(stepRange.upperBound, 3)) s)")
         for (name, c) in [("save()", blocking), ("beginSave()", overlapped)] {
             out.append("\(pad(name, 12)) stall \(f(c.stall, 3)) s = \(f(100 * c.stall / step, 1))% of a step; the \(c.steps) step(s) during the "
                        + "\(f(c.seconds, 1)) s background write lost \(f(c.lost, 2)) s (\(f(c.lost / step, 2)) steps' worth)")
@@ -101,7 +104,8 @@ struct CheckpointBenchReport {
             + "\"text_expansion\": \(shape.textExpansion), \"image_blocks\": \(shape.imageBlocks), \"image_expansion\": \(shape.imageExpansion)}, "
             + "\"parameters\": \(parameters), \"threads\": \(threads), \"memcpy_gbps\": \(memcpy), "
             + "\"modes\": [\(modes.map(mode).joined(separator: ", "))], "
-            + "\"step\": {\"batch\": \(batch), \"seconds\": \(step), \"forward_backward_seconds\": \(forwardBackward), \"optimizer_seconds\": \(optimizer)"
+            + "\"step\": {\"batch\": \(batch), \"seconds\": \(step), \"forward_backward_seconds\": \(forwardBackward), \"optimizer_seconds\": \(optimizer), "
+            + "\"reference_min_seconds\": \(stepRange.lowerBound), \"reference_max_seconds\": \(stepRange.upperBound)"
             + "}, \"save\": \(cost(blocking)), \"begin_save\": \(cost(overlapped)), "
             + "\"paper_batch_predicted\": [\(predicted.joined(separator: ", "))]}"
     }

@@ -98,6 +98,32 @@ final class FormatTests: XCTestCase {
         }
     }
 
+    /// Reads of any size, across 4 MB blocks and at the very end of the file, give the content.
+    func testFrameReaderReturnsTheContentInPiecesOfAnySize() throws {
+        let dir = TempDir()
+        defer { dir.cleanUp() }
+        var content = [UInt8](repeating: 7, count: 9 << 20 + 12345)
+        var rng = SplitMix64(seed: 2)
+        for i in stride(from: 0, to: content.count, by: 97) { content[i] = UInt8(truncatingIfNeeded: rng.next()) }
+        let path = dir.sub("f.lz4")
+        try recompress(content, to: path)
+        for piece in [1_000_003, 4 << 20, 12345] {
+            let r = try LZ4FrameReader(path: path)
+            XCTAssertEqual(r.contentSize, content.count)
+            var back = [UInt8](repeating: 0, count: content.count)
+            var at = 0
+            try back.withUnsafeMutableBytes { b in
+                while at < content.count {
+                    let n = min(piece, content.count - at)
+                    try r.read(into: b.baseAddress! + at, count: n)
+                    at += n
+                }
+            }
+            try r.finish()
+            XCTAssertTrue(back == content, "piece \(piece)")
+        }
+    }
+
     func testParallelUnshuffleMatchesTheSerialOne() {
         let before = Parallel.threads
         Parallel.threads = 3
