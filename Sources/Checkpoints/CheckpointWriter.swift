@@ -45,6 +45,9 @@ public struct SavedCheckpoint: Sendable, Equatable {
     public let writeSeconds: Double
     /// Of `writeSeconds`, the time fsync of the file and its directory took.
     public let syncSeconds: Double
+    /// CPU time (user and system) the writer thread used for the write: what a save takes from
+    /// training on a host whose cores are all busy.
+    public let cpuSeconds: Double
     /// Checkpoints removed by retention after this one was written.
     public let removed: [String]
 }
@@ -173,7 +176,7 @@ public final class CheckpointWriter: @unchecked Sendable {
                 }
             }
             lowerThreadPriority(options.backgroundNice)
-            let outcome = write(meta: meta, facts: facts, snapshotSeconds: copy)
+            let outcome = write(meta: meta, facts: facts, snapshotSeconds: copy, cpuBefore: threadCPUSeconds())
             monitor.locked {
                 outcomes.append(outcome)
                 writing = false
@@ -183,7 +186,7 @@ public final class CheckpointWriter: @unchecked Sendable {
     }
 
     /// The background half of a save: file, `latest`, retention.
-    private func write(meta: CheckpointMeta, facts: FileFacts, snapshotSeconds: Double) -> SaveOutcome {
+    private func write(meta: CheckpointMeta, facts: FileFacts, snapshotSeconds: Double, cpuBefore: Double) -> SaveOutcome {
         let t0 = MonotonicClock.now()
         let name = CheckpointDirectory.fileName(step: meta.step, phaseEnd: meta.phaseEnd)
         let path = directory.file(name)
@@ -197,7 +200,7 @@ public final class CheckpointWriter: @unchecked Sendable {
             return .saved(SavedCheckpoint(path: path, step: meta.step, phaseEnd: meta.phaseEnd,
                                           contentBytes: header.count + snapshot.plan.dataBytes, fileBytes: size,
                                           snapshotSeconds: snapshotSeconds, writeSeconds: MonotonicClock.now() - t0,
-                                          syncSeconds: sync, removed: removed))
+                                          syncSeconds: sync, cpuSeconds: threadCPUSeconds() - cpuBefore, removed: removed))
         } catch let e as FileError {
             return .failed(step: meta.step, error: e)
         } catch {

@@ -70,3 +70,10 @@ func lowerThreadPriority(_ nice: Int32) {
     let current = getpriority(which, 0)
     if errno == 0 { _ = setpriority(which, 0, min(current + nice, 19)) }
 }
+
+/// CPU time (user and system) the calling thread has used, in seconds.
+func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}

@@ -73,6 +73,7 @@ struct BenchCheckpoint: ParsableCommand {
             m.snapshot = stall.snapshot
             m.write = s.writeSeconds
             m.sync = s.syncSeconds
+            m.cpu = s.cpuSeconds
             m.content = s.contentBytes
             m.file = s.fileBytes
             m.path = s.path
@@ -143,7 +144,12 @@ struct BenchCheckpoint: ParsableCommand {
                 cost.lost += s.fb + s.opt - r.step
                 cost.steps += 1
             }
-            for o in writer.finish() { if case .failed(_, let e) = o { throw e } }
+            for o in writer.finish() {
+                switch o {
+                case .saved(let saved): cost.cpu = saved.cpuSeconds
+                case .failed(_, let e): throw e
+                }
+            }
             cost.seconds = MonotonicClock.now() - t0
             if overlapped { r.overlapped = cost } else { r.blocking = cost }
         }

@@ -7,7 +7,7 @@ struct CheckpointBenchReport {
     /// the same payload bytes.
     struct Mode {
         let shuffle: Bool
-        var snapshot = 0.0, write = 0.0, sync = 0.0, load = 0.0
+        var snapshot = 0.0, write = 0.0, sync = 0.0, load = 0.0, cpu = 0.0
         var content = 0, file = 0
         var path = ""
         var cliDecompress = 0.0, cliCompress = 0.0
@@ -26,10 +26,11 @@ struct CheckpointBenchReport {
         var cliDecompressRate: Double { gb / cliDecompress }
     }
 
-    /// What one save cost the training loop: the stall, and the time lost by the `steps` steps
-    /// that ran until the background write finished (`seconds` after the save began).
+    /// What one save cost the training loop: the stall; the CPU time of the background write; and
+    /// how much longer than reference steps the `steps` steps took that ran until the write
+    /// finished (`seconds` after the save began) — noisy on a shared machine.
     struct SaveCost {
-        var stall = 0.0, lost = 0.0, seconds = 0.0
+        var stall = 0.0, lost = 0.0, seconds = 0.0, cpu = 0.0
         var steps = 0
     }
 
@@ -68,15 +69,16 @@ struct CheckpointBenchReport {
         }
         for m in modes {
             out.append("\(m.name): save (no fsync) \(f(m.saveNoSync / memcpy, 3))× memcpy, \(f(m.saveNoSync / m.cliCompressRate, 2))× lz4 -1; "
-                       + "load \(f(m.loadRate / memcpy, 3))× memcpy, \(f(m.loadRate / m.cliDecompressRate, 2))× lz4 -d")
+                       + "load \(f(m.loadRate / memcpy, 3))× memcpy, \(f(m.loadRate / m.cliDecompressRate, 2))× lz4 -d; write used \(f(m.cpu, 1)) s CPU")
         }
         let plain = modes.first { !$0.shuffle }
         if let plain { out.append("byte shuffle: file \(f(Double(standard.file) / Double(plain.file), 3))× the plain one") }
         out.append("training step (batch \(batch), inherit): \(f(step, 3)) s = forward+backward \(f(forwardBackward, 3)) s + AdamW \(f(optimizer, 3)) s"
                    + " (six reference steps: \(f(stepRange.lowerBound, 3))–\(f(stepRange.upperBound, 3)) s)")
         for (name, c) in [("save()", blocking), ("beginSave()", overlapped)] {
-            out.append("\(pad(name, 12)) stall \(f(c.stall, 3)) s = \(f(100 * c.stall / step, 1))% of a step; the \(c.steps) step(s) during the "
-                       + "\(f(c.seconds, 1)) s background write lost \(f(c.lost, 2)) s (\(f(c.lost / step, 2)) steps' worth)")
+            out.append("\(pad(name, 12)) stall \(f(c.stall, 3)) s = \(f(100 * c.stall / step, 1))% of a step; background write \(f(c.seconds, 1)) s "
+                       + "using \(f(c.cpu, 1)) s of CPU (\(f(c.cpu / step, 2)) steps' worth of one core); its \(c.steps) step(s) took \(f(c.lost, 1)) s "
+                       + "more than \(c.steps) reference steps")
         }
         let predicted = CheckpointBenchReport.workerCounts.map { w -> String in
             let s = predictedStep(global: CheckpointBenchReport.paperBatch, workers: w)
@@ -90,12 +92,12 @@ struct CheckpointBenchReport {
         func mode(_ m: Mode) -> String {
             "{\"shuffle\": \(m.shuffle), \"content_bytes\": \(m.content), \"file_bytes\": \(m.file), \"ratio\": \(m.ratio), "
             + "\"snapshot_seconds\": \(m.snapshot), \"write_seconds\": \(m.write), \"fsync_seconds\": \(m.sync), "
-            + "\"save_gbps\": \(m.save), \"save_gbps_no_fsync\": \(m.saveNoSync), \"load_seconds\": \(m.load), \"load_gbps\": \(m.loadRate), "
+            + "\"write_cpu_seconds\": \(m.cpu), \"save_gbps\": \(m.save), \"save_gbps_no_fsync\": \(m.saveNoSync), \"load_seconds\": \(m.load), \"load_gbps\": \(m.loadRate), "
             + "\"lz4_cli_compress_gbps\": \(m.cliCompressRate), \"lz4_cli_ratio\": \(m.cliRatio), \"lz4_cli_decompress_gbps\": \(m.cliDecompressRate)}"
         }
         func cost(_ c: SaveCost) -> String {
             "{\"stall_seconds\": \(c.stall), \"stall_fraction_of_step\": \(c.stall / step), \"steps_during_write\": \(c.steps), "
-            + "\"lost_seconds\": \(c.lost), \"write_seconds\": \(c.seconds)}"
+            + "\"lost_seconds\": \(c.lost), \"write_seconds\": \(c.seconds), \"write_cpu_seconds\": \(c.cpu)}"
         }
         let predicted = CheckpointBenchReport.workerCounts.map {
             "{\"workers\": \($0), \"step_seconds\": \(predictedStep(global: CheckpointBenchReport.paperBatch, workers: $0))}"
