@@ -7,6 +7,7 @@ import PackageDescription
 ///   C shims (CZmq, COpenBLAS, CLZ4)
 ///   Tensors -> Model -> Trainer -> Worker
 ///   Wire -> Ring -> Worker
+///   Spawn (local child processes) -> CLI and the multi-process tests
 ///   Features, Checkpoints, JobConfig -> Coordinator and Worker
 ///   proclip (the CLI) on top: the only module that imports ArgumentParser.
 let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
@@ -34,11 +35,18 @@ let package = Package(
         .target(name: "Model", dependencies: ["Tensors"], swiftSettings: numeric),
         .target(name: "Features", dependencies: ["Tensors"], swiftSettings: numeric),
         .target(name: "Checkpoints", dependencies: ["CLZ4", "Tensors", "Model"], swiftSettings: numeric),
-        .target(name: "JobConfig", dependencies: ["Model", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
+        .target(name: "JobConfig", dependencies: ["Model", "Features", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
+        .target(name: "Wire", dependencies: ["CZmq"], swiftSettings: v5),
+        .target(name: "Ring", dependencies: ["Wire"], swiftSettings: v5),
+        .target(name: "Spawn", swiftSettings: v5),
+        .target(name: "Control", dependencies: ["Wire"], swiftSettings: v5),
+        .target(name: "Coordinator", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
+        .target(name: "Worker", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
+        .target(name: "Trainer", dependencies: ["Tensors", "Model", "Features", "JobConfig"], swiftSettings: v5),
         .executableTarget(
             name: "proclip",
             dependencies: [
-                "Tensors", "Model", "JobConfig", "Features", "Checkpoints",
+                "Tensors", "Model", "JobConfig", "Features", "Trainer", "Wire", "Ring", "Spawn", "Control", "Coordinator", "Worker", "Checkpoints",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: v5),
@@ -49,7 +57,12 @@ let package = Package(
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensors", "CAllocCounter"], swiftSettings: v5),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensors", "JobConfig", "CAllocCounter"], swiftSettings: v5),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Model", "Tensors"], swiftSettings: v5),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Control"], swiftSettings: v5),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
         .testTarget(name: "JobConfigTests", dependencies: ["JobConfig", "Model"], swiftSettings: v5),
-        .testTarget(name: "ProclipTests", dependencies: ["proclip"], exclude: ["Configs"], swiftSettings: v5),
+        .testTarget(name: "ProclipTests", dependencies: ["proclip", "Spawn", "Control"], exclude: ["Configs"], swiftSettings: v5),
+        .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: v5),
+        // The multi-process tests run the `proclip` executable that `swift test` builds beside them.
+        .testTarget(name: "RingTests", dependencies: ["Ring", "Wire", "Spawn", "CAllocCounter"], swiftSettings: v5),
     ]
 )

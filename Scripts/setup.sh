@@ -6,7 +6,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in libzmq3-dev libopenblas-dev liblz4-dev lz4 iproute2 pkg-config; do
+for pkg in libzmq3-dev libopenblas-dev liblz4-dev lz4 iproute2 iputils-ping pkg-config; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

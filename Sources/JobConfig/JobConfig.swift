@@ -1,3 +1,4 @@
+import Features
 import Model
 import Tensors
 import Yams
@@ -35,8 +36,8 @@ public struct DataSection: Sendable, Equatable {
     /// Caption variants the job uses, by name; every variant index in the phases refers to this list.
     public var variants: [String]
     /// When present and `path` is missing, `proclip train` generates the synthetic concept world
-    /// (a simulation) there with these settings.
-    public var synthetic: [String: String]?
+    /// (a simulation) there with these settings (its dims default to the model's).
+    public var synthetic: SynthWorldSpec?
 }
 
 /// A proclip job: model sizes, seed, data and the phase plan, read strictly from YAML.
@@ -96,14 +97,27 @@ public struct JobConfig: Sendable, Equatable {
         let variants = try d.strings("variants")
         if variants.isEmpty { throw d.fail("must name at least one caption variant", key: "variants") }
         if Set(variants).count != variants.count { throw d.fail("lists a variant twice", key: "variants") }
-        var synthetic: [String: String]?
+        var synthetic: SynthWorldSpec?
         if let s = try d.optional("synthetic") {
-            var map: [String: String] = [:]
-            for k in try s.keys() {
-                var sn = s
-                map[k] = try sn.required(k).asString()
+            guard s.isMapping else { throw s.fail("expected a mapping of the simulation's parameters") }
+            let keys = try s.keys()
+            var spec: SynthWorldSpec
+            do {
+                spec = try YAMLDecoder().decode(SynthWorldSpec.self, from: s.node)
+            } catch let DecodingError.dataCorrupted(c) {
+                throw ConfigError(source: source, key: s.child(c.codingPath.map(\.stringValue).joined(separator: ".")), problem: c.debugDescription)
+            } catch let DecodingError.typeMismatch(_, c) {
+                throw ConfigError(source: source, key: s.child(c.codingPath.map(\.stringValue).joined(separator: ".")), problem: "wrong type: \(c.debugDescription)")
+            } catch {
+                throw s.fail("\(error)")
             }
-            synthetic = map
+            if !keys.contains("d_embed") { spec.dEmbed = model.dEmbed }
+            if !keys.contains("d_llm") { spec.dLLM = model.dLLM }
+            guard spec.dEmbed == model.dEmbed, spec.dLLM == model.dLLM else {
+                throw s.fail("the simulation's d_embed/d_llm (\(spec.dEmbed)/\(spec.dLLM)) differ from the model's (\(model.dEmbed)/\(model.dLLM))")
+            }
+            do { try spec.validate() } catch { throw s.fail("\(error)") }
+            synthetic = spec
         }
         try d.finish()
         let data = DataSection(path: path, variants: variants, synthetic: synthetic)

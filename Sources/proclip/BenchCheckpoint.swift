@@ -120,8 +120,8 @@ struct BenchCheckpoint: ParsableCommand {
         }
         _ = step()
         var plain = (0..<3).map { _ in step() }
-        r.forwardBackward = median(plain.map(\.fb))
-        r.optimizer = median(plain.map(\.opt))
+        r.forwardBackward = middle(plain.map(\.fb))
+        r.optimizer = middle(plain.map(\.opt))
 
         var options = CheckpointOptions(producer: proclipVersion)
         options.keepLast = 1
@@ -189,6 +189,12 @@ struct BenchCheckpoint: ParsableCommand {
         CheckpointMeta(step: step, phaseIndex: 0, phaseName: "inherit", phaseStep: step, epoch: 0, epochStep: step,
                        optimizerStep: step, rngState: [1], config: "bench", configHash: "", manifestHash: "")
     }
+}
+
+/// The median of `xs`.
+private func middle(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
 }
 
 /// Fills parameters, EMA and moments with trained-looking values, in parallel, seeded per block.

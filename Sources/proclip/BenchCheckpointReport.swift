@@ -61,11 +61,11 @@ struct CheckpointBenchReport {
         out.append("proclip bench checkpoint: \(gbText(standard.gb)) GB state (D_llm \(shape.dLLM) ×\(shape.textExpansion), D_embed \(shape.dEmbed); "
                    + "\(parameters / 1_000_000)M parameters + EMA + 2 Adam moments), \(threads) thread(s)")
         out.append("reference memcpy of the state's bytes: \(f(memcpy, 2)) GB/s")
-        out.append(pad("", 10) + pad("save GB/s", 11) + pad("(no fsync)", 12) + pad("load GB/s", 11) + pad("ratio", 8)
-                   + pad("lz4 -1 GB/s", 13) + pad("lz4 ratio", 11) + pad("lz4 -d GB/s", 13) + "snapshot s")
+        out.append(column("", 10) + column("save GB/s", 11) + column("(no fsync)", 12) + column("load GB/s", 11) + column("ratio", 8)
+                   + column("lz4 -1 GB/s", 13) + column("lz4 ratio", 11) + column("lz4 -d GB/s", 13) + "snapshot s")
         for m in modes {
-            out.append(pad(m.name, 10) + pad(f(m.save, 2), 11) + pad(f(m.saveNoSync, 2), 12) + pad(f(m.loadRate, 2), 11) + pad(f(m.ratio, 3), 8)
-                       + pad(f(m.cliCompressRate, 2), 13) + pad(f(m.cliRatio, 3), 11) + pad(f(m.cliDecompressRate, 2), 13) + f(m.snapshot, 3))
+            out.append(column(m.name, 10) + column(f(m.save, 2), 11) + column(f(m.saveNoSync, 2), 12) + column(f(m.loadRate, 2), 11) + column(f(m.ratio, 3), 8)
+                       + column(f(m.cliCompressRate, 2), 13) + column(f(m.cliRatio, 3), 11) + column(f(m.cliDecompressRate, 2), 13) + f(m.snapshot, 3))
         }
         for m in modes {
             out.append("\(m.name): save (no fsync) \(f(m.saveNoSync / memcpy, 3))× memcpy, \(f(m.saveNoSync / m.cliCompressRate, 2))× lz4 -1; "
@@ -76,7 +76,7 @@ struct CheckpointBenchReport {
         out.append("training step (batch \(batch), inherit): \(f(step, 3)) s = forward+backward \(f(forwardBackward, 3)) s + AdamW \(f(optimizer, 3)) s"
                    + " (six reference steps: \(f(stepRange.lowerBound, 3))–\(f(stepRange.upperBound, 3)) s)")
         for (name, c) in [("save()", blocking), ("beginSave()", overlapped)] {
-            out.append("\(pad(name, 12)) stall \(f(c.stall, 3)) s = \(f(100 * c.stall / step, 1))% of a step; background write \(f(c.seconds, 1)) s "
+            out.append("\(column(name, 12)) stall \(f(c.stall, 3)) s = \(f(100 * c.stall / step, 1))% of a step; background write \(f(c.seconds, 1)) s "
                        + "using \(f(c.cpu, 1)) s of CPU (\(f(c.cpu / step, 2)) steps' worth of one core); its \(c.steps) step(s) took \(f(c.lost, 1)) s "
                        + "more than \(c.steps) reference steps")
         }
@@ -110,6 +110,11 @@ struct CheckpointBenchReport {
             + "\"reference_min_seconds\": \(stepRange.lowerBound), \"reference_max_seconds\": \(stepRange.upperBound)"
             + "}, \"save\": \(cost(blocking)), \"begin_save\": \(cost(overlapped)), "
             + "\"paper_batch_predicted\": [\(predicted.joined(separator: ", "))]}"
+    }
+
+    /// `s` left-aligned in `width` columns, at least one space after it.
+    private func column(_ s: String, _ width: Int) -> String {
+        s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
     }
 
     private func f(_ x: Double, _ digits: Int) -> String { x.isFinite ? fixed(x, digits) : "-" }

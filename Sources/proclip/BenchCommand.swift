@@ -9,6 +9,9 @@ struct BenchCommand: ParsableCommand {
         subcommands: [
             BenchStep.self,
             DataBenchCommand.self,
+            BenchCollectives.self,
+            BenchJob.self,
+            BenchJobRank.self,
             BenchCheckpoint.self,
         ])
 }

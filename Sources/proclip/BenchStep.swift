@@ -140,14 +140,14 @@ struct BenchStep: ParsableCommand {
     }
 }
 
-func median(_ xs: [Double]) -> Double {
+private func median(_ xs: [Double]) -> Double {
     let s = xs.sorted()
     return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
 }
 
-func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count) }
+private func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count) }
 
-func fmt(_ x: Double, _ digits: Int) -> String {
+private func fmt(_ x: Double, _ digits: Int) -> String {
     var p = 1.0
     for _ in 0..<digits { p *= 10 }
     let r = (x * p).rounded() / p

@@ -7,6 +7,13 @@ struct ProclipCommand: ParsableCommand {
         abstract: "Progressive vision-language alignment (ProCLIP) trainer for CPU clusters.",
         version: proclipVersion,
         subcommands: [
+            LaunchCommand.self,
+            CoordinatorCommand.self,
+            WorkerCommand.self,
+            StatusCommand.self,
+            TrainCommand.self,
+            EvalCommand.self,
+            ReportCommand.self,
             GradCommand.self,
             BenchCommand.self,
             DataCommand.self,

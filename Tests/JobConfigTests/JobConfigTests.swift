@@ -1,3 +1,4 @@
+import Foundation
 import JobConfig
 import Model
 import XCTest
@@ -92,5 +93,23 @@ final class JobConfigTests: XCTestCase {
         expectError(good.replacingOccurrences(of: "  - name: inherit\n", with: "  - name: inherit\n    train: [text, image]\n"),
                     key: "phases[0].train", contains: "only the text adaptor")
         expectError("name: [", key: "", contains: "YAML")
+    }
+}
+
+/// Every shipped config parses.
+final class ShippedConfigTests: XCTestCase {
+    func testShippedConfigsParse() throws {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        let dir = url.appendingPathComponent("Configs").path
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".yaml") }
+        XCTAssertTrue(Set(names).isSuperset(of: ["demo.yaml", "proclip-l14-llama3-8b.yaml", "inherit-only.yaml", "llm2clip.yaml", "no-self-distill.yaml"]))
+        for n in names {
+            XCTAssertNoThrow(try JobConfig.load(path: dir + "/" + n), n)
+        }
+        let paper = try JobConfig.load(path: dir + "/proclip-l14-llama3-8b.yaml")
+        XCTAssertEqual(paper.model.dLLM, 4096)
+        XCTAssertEqual(paper.phases.map(\.batch), [1024, 4096])
+        XCTAssertEqual(paper.phases[1].loss.lambda, 4e-4)
     }
 }

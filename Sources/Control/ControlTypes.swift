@@ -1,0 +1,95 @@
+import Wire
+
+/// The control plane's message types (0x20…0x3F) and the largest payload each may carry.
+extension MessageType {
+    public static let register = MessageType(rawValue: 0x20)
+    public static let welcome = MessageType(rawValue: 0x21)
+    public static let refuse = MessageType(rawValue: 0x22)
+    public static let assign = MessageType(rawValue: 0x23)
+    public static let lease = MessageType(rawValue: 0x24)
+    public static let heartbeat = MessageType(rawValue: 0x25)
+    public static let stepReport = MessageType(rawValue: 0x26)
+    public static let failure = MessageType(rawValue: 0x27)
+    public static let stop = MessageType(rawValue: 0x28)
+    public static let leave = MessageType(rawValue: 0x29)
+    /// Parameters of one step: a `ParamsHeader` message, then `chunks` raw chunks.
+    public static let paramsHeader = MessageType(rawValue: 0x2A)
+    public static let paramsChunk = MessageType(rawValue: 0x2B)
+    public static let checkpointWritten = MessageType(rawValue: 0x2C)
+    public static let ready = MessageType(rawValue: 0x2D)
+    public static let statusRequest = MessageType(rawValue: 0x30)
+    public static let statusReply = MessageType(rawValue: 0x31)
+}
+
+/// Size limits of the control plane.
+public enum ControlLimits {
+    /// JSON messages (a config, a status report) stay well below this.
+    public static let json = 4 << 20
+    /// One chunk of an uploaded parameter file.
+    public static let paramsChunk = 8 << 20
+
+    /// What the coordinator accepts.
+    public static let coordinatorAccepts: [(MessageType, maxPayload: Int)] = [
+        (.register, json), (.ready, json), (.heartbeat, json), (.stepReport, json), (.failure, json), (.leave, json),
+        (.paramsHeader, json), (.paramsChunk, paramsChunk), (.checkpointWritten, json), (.statusRequest, json),
+    ]
+
+    /// What a worker accepts.
+    public static let workerAccepts: [(MessageType, maxPayload: Int)] = [
+        (.welcome, json), (.refuse, json), (.assign, json), (.lease, json), (.stop, json),
+    ]
+
+    /// What `proclip status` accepts.
+    public static let statusAccepts: [(MessageType, maxPayload: Int)] = [(.statusReply, json), (.refuse, json)]
+}
+
+/// Announces an upload of parameters (a safetensors file in `chunks` pieces).
+public struct ParamsHeader: Codable, Sendable, Equatable {
+    public var step: Int
+    public var phase: Int
+    public var final: Bool
+    public var bytes: Int
+    public var chunks: Int
+
+    public init(step: Int, phase: Int, final: Bool, bytes: Int, chunks: Int) {
+        self.step = step
+        self.phase = phase
+        self.final = final
+        self.bytes = bytes
+        self.chunks = chunks
+    }
+}
+
+/// A checkpoint rank 0 wrote.
+public struct CheckpointWritten: Codable, Sendable, Equatable {
+    public var step: Int
+    public var path: String
+
+    public init(step: Int, path: String) {
+        self.step = step
+        self.path = path
+    }
+}
+
+/// A goodbye; `reason` says why.
+public struct Leave: Codable, Sendable, Equatable {
+    public var workerID: UInt64
+    public var reason: String
+
+    public init(workerID: UInt64, reason: String) {
+        self.workerID = workerID
+        self.reason = reason
+    }
+}
+
+/// An order to stop.
+public struct Stop: Codable, Sendable, Equatable {
+    public var reason: String
+
+    public init(reason: String) { self.reason = reason }
+}
+
+/// Asks for a status report (its body is empty).
+public struct StatusRequest: Codable, Sendable, Equatable {
+    public init() {}
+}

@@ -1,0 +1,39 @@
+import Wire
+
+/// Asks a coordinator for its status over a DEALER socket; every wait is bounded.
+public final class StatusClient {
+    public let endpoint: String
+    private let context: ZmqContext
+    private let channel: ControlSocket
+
+    public init(endpoint: String) throws {
+        self.endpoint = endpoint
+        context = try ZmqContext(ioThreads: 1)
+        let socket = try context.socket(.dealer)
+        try socket.set(.linger(milliseconds: 0))
+        try socket.set(.maxMessageSize(ControlLimits.json + 4096))
+        try socket.connect(endpoint)
+        channel = ControlSocket(socket: socket, accepting: ControlLimits.statusAccepts)
+    }
+
+    deinit {
+        channel.socket.close()
+        context.terminate()
+    }
+
+    /// The coordinator's status, or an error when it does not answer within `timeout` seconds.
+    public func query(timeout: Double = 2) throws -> StatusReport {
+        while try channel.receive() != nil {}  // late answers to earlier questions
+        try channel.send(.statusRequest, StatusRequest())
+        let deadline = Deadline.after(seconds: timeout)
+        while !deadline.hasPassed {
+            let ms = max(1, Int((Double(deadline.nanoseconds) - Double(Deadline.now().nanoseconds)) / 1e6))
+            if try channel.wait(milliseconds: min(ms, 100)) {
+                while let m = try channel.receive() {
+                    if m.header.type == .statusReply, let r = m.decode(StatusReport.self) { return r }
+                }
+            }
+        }
+        throw WireError.timedOut("no coordinator answered at \(endpoint) within \(timeout) s — is `proclip coordinator` running there?")
+    }
+}

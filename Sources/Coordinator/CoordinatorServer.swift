@@ -1,0 +1,233 @@
+import Control
+import Features
+import Foundation
+import JobConfig
+import Model
+import Ring
+import Tensors
+import Trainer
+import Wire
+
+/// How the coordinator runs.
+public struct CoordinatorOptions: Sendable {
+    public var config: JobConfig
+    /// Control endpoint to bind, e.g. tcp://0.0.0.0:29500.
+    public var listen: String
+    public var minWorkers: Int
+    public var workers: Int
+    public var runDir: String
+    public var overwrite = false
+    /// Dataset directory (default: the config's data.path).
+    public var data: String?
+    /// Stop after this many global steps.
+    public var maxSteps: Int?
+    public var heartbeatTimeout = 10.0
+    public var evalSamples: Int?
+    public var verbose = true
+
+    public init(config: JobConfig, listen: String, minWorkers: Int, workers: Int, runDir: String) {
+        self.config = config
+        self.listen = listen
+        self.minWorkers = minWorkers
+        self.workers = workers
+        self.runDir = runDir
+    }
+}
+
+/// The coordinator daemon's shell: owns the ROUTER socket, the clock, the run directory and the
+/// evaluation thread, and carries out what `CoordinatorCore` decides. It is not on the per-step
+/// critical path: workers run leased steps and report asynchronously.
+public final class CoordinatorServer: @unchecked Sendable {
+    let options: CoordinatorOptions
+    var core: CoordinatorCore
+    let dataset: FeatureDataset
+    let plan: CurriculumPlan
+    let run: RunDirectory
+    let evaluator: Evaluator
+    let context: ZmqContext
+    let channel: ControlSocket
+    let started = MonotonicClock.now()
+    /// The socket identity of each connection (registration) and each welcomed worker.
+    var connections: [String: [UInt8]] = [:]
+    var identities: [UInt64: [UInt8]] = [:]
+    var uploads = ParamsAssembler()
+    var pendingEvaluations: [Int: (phase: Int, final: Bool)] = [:]
+    var evaluating = false
+    let results = Monitor()
+    var finishedEvaluations: [(EvalReport, phase: Int, step: Int, final: Bool)] = []
+    var reports: [EvalReport] = []
+    var events: [StatusReport.Event] = []
+    var smoothed: [String: Double] = [:]
+    var smoothedRate: Double?
+    private var stopFlag = Monitor()
+    private var stopRequested = false
+
+    public init(options: CoordinatorOptions) throws {
+        self.options = options
+        let config = options.config
+        dataset = try DatasetSource.open(config: config, path: options.data) { note in
+            if options.verbose { fputs("proclip coordinator: \(note)\n", stderr) }
+        }
+        let map = try DataCheck.variantMap(config: config, dataset: dataset)
+        plan = try CurriculumPlan(config: config, trainCount: dataset.indices(of: .train).count)
+        evaluator = try Evaluator(dataset: dataset, config: config, variantMap: map, maxSamples: options.evalSamples)
+        let total = min(plan.totalSteps, options.maxSteps ?? Int.max)
+        var settings = CoordinatorCore.Settings(minWorkers: options.minWorkers, workers: options.workers)
+        settings.heartbeatTimeout = options.heartbeatTimeout
+        core = CoordinatorCore(settings: settings, phaseStarts: plan.phases.map(\.firstGlobalStep),
+                               phaseNames: plan.phases.map(\.config.name), totalSteps: total,
+                               config: config.text, configHash: config.hash, manifestHash: dataset.manifest.contentHash)
+        context = try ZmqContext(ioThreads: 1)
+        let socket = try context.socket(.router)
+        try socket.set(.linger(milliseconds: 1000))
+        try socket.set(.routerMandatory(true))
+        try socket.set(.maxMessageSize(ControlLimits.paramsChunk + 4096))
+        do {
+            try socket.bind(options.listen)
+        } catch {
+            socket.close()
+            context.terminate()
+            throw TrainingError("cannot listen on \(options.listen): \(error) — is another coordinator running there? (choose another --listen port)")
+        }
+        channel = ControlSocket(socket: socket, accepting: ControlLimits.coordinatorAccepts)
+        run = try RunDirectory(path: options.runDir, overwrite: options.overwrite)
+        try run.saveConfig(config.text)
+    }
+
+    /// The endpoint actually bound (a wildcard port resolved).
+    public var endpoint: String { (try? channel.socket.lastEndpoint()) ?? options.listen }
+
+    /// Stop the job (from a signal handler thread).
+    public func requestStop() { stopFlag.withLock { stopRequested = true } }
+
+    func now() -> Double { MonotonicClock.now() - started }
+
+    /// Runs until the job ends; returns the exit status.
+    public func serve() -> Int32 {
+        defer {
+            channel.socket.close()
+            context.terminate()
+        }
+        let baseline = evaluator.baseline()
+        reports = [baseline]
+        try? run.writeEval(reports)
+        record("coordinator for '\(options.config.name)' on \(endpoint): \(core.totalSteps) steps, \(options.workers) worker(s) (at least \(options.minWorkers)), config \(options.config.hash), data \(dataset.manifest.contentHash)")
+        record(EvalTable.line(baseline))
+        var stopHandled = false
+        var exitCode: Int32?
+        while exitCode == nil {
+            do {
+                if try channel.wait(milliseconds: 50) {
+                    while let m = try channel.receive() {
+                        if let code = try handle(m) { exitCode = code }
+                    }
+                }
+            } catch {
+                record("control socket error: \(error)")
+            }
+            let t = now()
+            var directives: [CoordinatorCore.Directive] = []
+            if !stopHandled && stopFlag.withLock({ stopRequested }) {
+                stopHandled = true
+                directives += core.onStopRequested(now: t)
+            }
+            directives += collectEvaluations()
+            directives += core.onTick(now: t)
+            if let code = execute(directives) { exitCode = code }
+        }
+        // Let the stop messages leave before the socket closes.
+        Thread.sleep(forTimeInterval: 0.2)
+        return exitCode!
+    }
+
+    /// One message from a worker or a status client. Returns an exit status when the job ended.
+    func handle(_ m: ControlMessage) throws -> Int32? {
+        guard let peer = m.peer else { return nil }
+        let t = now()
+        var ds: [CoordinatorCore.Directive] = []
+        switch m.header.type {
+        case .register:
+            guard let hello = m.decode(WorkerHello.self) else { channel.noteMalformed(); return nil }
+            let key = peer.map { String($0, radix: 16) }.joined()
+            connections[key] = peer
+            ds = core.onRegister(connection: key, hello: hello, now: t)
+        case .ready:
+            guard let r = m.decode(Ready.self) else { channel.noteMalformed(); return nil }
+            ds = core.onReady(r, now: t)
+        case .heartbeat:
+            guard let h = m.decode(Heartbeat.self) else { channel.noteMalformed(); return nil }
+            ds = core.onHeartbeat(h, now: t)
+        case .stepReport:
+            guard let r = m.decode(StepReport.self) else { channel.noteMalformed(); return nil }
+            if r.generation == core.generation {
+                run.appendMetrics(r.json)
+                for (k, v) in r.loss { smoothed[k] = smoothed[k].map { 0.9 * $0 + 0.1 * v } ?? v }
+                smoothedRate = smoothedRate.map { 0.9 * $0 + 0.1 * r.samplesPerSecond } ?? r.samplesPerSecond
+            }
+            ds = core.onStepReport(r, now: t)
+        case .failure:
+            guard let f = m.decode(FailureReport.self) else { channel.noteMalformed(); return nil }
+            ds = core.onFailure(f, now: t)
+        case .leave:
+            guard let l = m.decode(Leave.self) else { channel.noteMalformed(); return nil }
+            ds = core.onLeave(l.workerID, now: t)
+        case .checkpointWritten:
+            guard let c = m.decode(CheckpointWritten.self) else { channel.noteMalformed(); return nil }
+            ds = core.onCheckpoint(step: c.step, path: c.path)
+        case .paramsHeader:
+            guard let h = m.decode(ParamsHeader.self), h.bytes >= 0, h.chunks >= 1, h.chunks <= 1 << 16,
+                  h.bytes <= h.chunks * ControlLimits.paramsChunk else { channel.noteMalformed(); return nil }
+            uploads.begin(h)
+        case .paramsChunk:
+            if !uploads.add(chunk: Int(m.header.chunk), step: Int(m.header.step), bytes: m.payload) { channel.noteMalformed() }
+            ds = startEvaluationIfReady()
+        case .statusRequest:
+            try channel.send(.statusReply, status(), to: peer)
+        default:
+            channel.noteMalformed()
+        }
+        return execute(ds)
+    }
+
+    /// Carries out directives; returns an exit status when one ends the job.
+    func execute(_ directives: [CoordinatorCore.Directive]) -> Int32? {
+        var code: Int32?
+        for d in directives {
+            switch d {
+            case .welcome(let connection, let w):
+                if let peer = connections.removeValue(forKey: connection) {
+                    identities[w.workerID] = peer
+                    _ = try? channel.send(.welcome, w, to: peer)
+                }
+            case .refuse(let connection, let r):
+                if let peer = connections.removeValue(forKey: connection) { _ = try? channel.send(.refuse, r, to: peer) }
+            case .refuseMember(let id, let r):
+                if let peer = identities[id] { _ = try? channel.send(.refuse, r, to: peer) }
+            case .assign(let id, let a):
+                if let peer = identities[id] { _ = try? channel.send(.assign, a, generation: a.generation, step: a.startStep, to: peer) }
+            case .lease(let l):
+                for id in core.ring { if let peer = identities[id] { _ = try? channel.send(.lease, l, generation: l.generation, to: peer) } }
+            case .stop(let target, let reason):
+                let ids = target.map { [$0] } ?? Array(identities.keys)
+                for id in ids { if let peer = identities[id] { _ = try? channel.send(.stop, Stop(reason: reason), to: peer) } }
+            case .evaluate(let phase, let step, let final):
+                pendingEvaluations[step] = (phase, final)
+                code = execute(startEvaluationIfReady()) ?? code
+            case .event(let text):
+                record(text)
+            case .exit(let c):
+                code = c
+            }
+        }
+        return code
+    }
+
+    /// A log line: train.log, stderr and the status events.
+    func record(_ text: String) {
+        let t = now()
+        run.log("[\(fixed(t, 1)) s] \(text)")
+        if options.verbose { fputs("proclip coordinator: \(text)\n", stderr) }
+        events.append(StatusReport.Event(time: t, text: text))
+        if events.count > 50 { events.removeFirst(events.count - 50) }
+    }
+}

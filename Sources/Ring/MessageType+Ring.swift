@@ -1,0 +1,25 @@
+import Wire
+
+/// The ring's message types.
+extension MessageType {
+    /// Connection check sent once per stream when a group starts.
+    public static let ringHello = MessageType(rawValue: 0x10)
+    public static let ringAllReduce = MessageType(rawValue: 0x11)
+    public static let ringAllGather = MessageType(rawValue: 0x12)
+    public static let ringReduceScatter = MessageType(rawValue: 0x13)
+    public static let ringBroadcast = MessageType(rawValue: 0x14)
+    public static let ringBarrier = MessageType(rawValue: 0x15)
+    public static let ringPointToPoint = MessageType(rawValue: 0x16)
+    /// Latency-bound all-reduce over direct connections (each rank to every other).
+    public static let ringDirectReduce = MessageType(rawValue: 0x17)
+    /// Barrier over direct connections.
+    public static let ringDirectBarrier = MessageType(rawValue: 0x18)
+
+    /// Whether messages of this type travel over direct connections rather than the ring.
+    public var isDirect: Bool { self == .ringDirectReduce || self == .ringDirectBarrier }
+
+    static let ringTypes: [MessageType] = [
+        .ringHello, .ringAllReduce, .ringAllGather, .ringReduceScatter, .ringBroadcast, .ringBarrier, .ringPointToPoint,
+        .ringDirectReduce, .ringDirectBarrier,
+    ]
+}

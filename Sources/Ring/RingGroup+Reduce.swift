@@ -1,0 +1,198 @@
+import Wire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension RingGroup {
+    /// Sums `buffer` element-wise over all ranks, in place; every rank ends with the same bits.
+    ///
+    /// Algorithm (the bandwidth-optimal ring): reduce-scatter, then all-gather. The buffer is cut
+    /// into W near-equal blocks, block b belonging to rank b, and each block into segments of
+    /// `options.segmentBytes`.
+    /// - Reduce-scatter, steps s = 0…W−2: rank r receives from r−1 the partial sum of block
+    ///   (r−s−2) mod W, adds its own values into the received segment in place and forwards it
+    ///   to r+1. At the last step the block is r's own and the sum is complete: it is stored
+    ///   into `buffer` and forwarded as the first all-gather message.
+    /// - All-gather, steps s = 0…W−2: rank r receives the final block (r−s−1) mod W, copies it
+    ///   into `buffer` and forwards it (except at the last step).
+    /// Segments pipeline: a segment moves on as soon as it has been added, so one rank's adding
+    /// overlaps its neighbours' sending and receiving. Only the first step sends from `buffer`
+    /// (zero-copy); everything after forwards received messages without copying.
+    ///
+    /// Block b is summed in the fixed order x[b+1] + x[b+2] + … + x[b], so results are
+    /// deterministic for a given world size.
+    ///
+    /// Cost model, for S bytes over W ranks, per-hop latency α, per-message overhead o, link
+    /// time per byte β (the slowest of sending, receiving and adding, as they overlap), and
+    /// k = ⌈S / (W · segmentBytes)⌉ segments per block:
+    ///
+    ///     T(S, W) ≈ 2(W−1)·α + 2(W−1)·k·o + 2·(W−1)/W · S·β
+    ///
+    /// Each rank sends and receives 2(W−1)/W · S bytes, so `busbw = S/T · 2(W−1)/W` tends to
+    /// 1/β for large S at any W, while the latency term grows linearly in W (a hierarchical
+    /// ring keeps W small per level).
+    ///
+    /// Small buffers (`options.smallAllReduceBytes`, W·S within the group's scratch) are
+    /// latency-bound and take fewer hops: every rank's buffer is gathered into the scratch, and
+    /// every rank sums the W copies in rank order 0…W−1 (the same bits everywhere). With direct
+    /// connections (W ≤ `options.directMaxWorld`) each rank sends its buffer straight to every
+    /// other, one hop; otherwise a ring all-gather, W−1 hops:
+    ///
+    ///     T_direct(S, W) ≈ α + (W−1)·S·β + W·S·γ        (γ: time per byte added)
+    ///     T_gather(S, W) ≈ (W−1)·(α + S·β) + W·S·γ
+    ///
+    /// The ring gather beats the two-phase ring while S·β·(1 − 2/W) < α, independent of W; the
+    /// scratch grows with W, hence its 4 MiB cap.
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        let n = buffer.count
+        if worldSize > 1, n > 0, n * 4 <= options.smallAllReduceBytes, n * worldSize <= scratch.count {
+            return try perform(.ringAllReduce) { link in
+                if direct { try exchangeAndSum(buffer, &link) } else { try gatherAndSum(buffer, &link) }
+            }
+        }
+        try perform(.ringAllReduce) { link in
+            guard worldSize > 1, buffer.count > 0, let x = buffer.baseAddress else { return }
+            let w = worldSize, r = rank, seg = segmentFloats
+            blocks.setEqual(buffer.count)
+            // Reduce-scatter, step 0: this rank's own values of block r−1 start its sum.
+            let first = (r + w - 1) % w
+            var i = 0
+            while i < blocks.count(first) {
+                let n = min(seg, blocks.count(first) - i)
+                try link.send(x + blocks.offset(first) + i, n)
+                i += n
+            }
+            for s in 0..<(w - 1) {
+                let b = (r + 2 * w - s - 2) % w
+                let base = x + blocks.offset(b), count = blocks.count(b)
+                var i = 0
+                if s < w - 2 {
+                    while i < count {
+                        let n = min(seg, count - i), local = base + i
+                        try link.receive(n, forward: true) { Kernels.accumulate($0, local, n) }
+                        i += n
+                    }
+                } else {
+                    while i < count {
+                        let n = min(seg, count - i), local = base + i
+                        try link.receive(n, forward: true) { Kernels.accumulateAndStore($0, local, n) }
+                        i += n
+                    }
+                }
+            }
+            // The first step lent block r−1 to the transport; all-gather overwrites it first.
+            try link.releaseSends()
+            for s in 0..<(w - 1) {
+                let b = (r + w - s - 1) % w
+                let base = x + blocks.offset(b), count = blocks.count(b)
+                var i = 0
+                while i < count {
+                    let n = min(seg, count - i), out = base + i
+                    try link.receive(n, forward: s < w - 2) { memcpy(out, $0, n &* 4) }
+                    i += n
+                }
+            }
+        }
+    }
+
+    /// The latency-bound all-reduce over direct connections: send this rank's buffer to every
+    /// other rank, receive theirs into the scratch, sum in rank order.
+    private func exchangeAndSum(_ buffer: UnsafeMutableBufferPointer<Float>, _ link: inout Link) throws {
+        let w = worldSize, r = rank, n = buffer.count, timeout = options.timeout
+        let x = buffer.baseAddress!, slots = scratch.baseAddress!
+        memcpy(slots + r * n, x, n &* 4)
+        var tag = link.sendTag
+        tag.type = .ringDirectReduce
+        tag.chunk = UInt32(r)
+        let mine = UnsafeRawBufferPointer(start: slots + r * n, count: n &* 4)
+        for k in 1..<w { try transport.send(mine, to: (r + k) % w, tag: tag, deadline: .after(seconds: timeout)) }
+        for k in 1..<w {
+            let peer = (r + w - k) % w, dst = slots + peer * n
+            tag.chunk = UInt32(peer)
+            try transport.receive(from: peer, tag: tag, byteCount: n &* 4, deadline: .after(seconds: timeout), forward: nil) {
+                memcpy(dst, $0.baseAddress!, n &* 4)
+            }
+        }
+        memcpy(x, slots, n &* 4)
+        for b in 1..<w { Kernels.add(slots + b * n, into: x, n) }
+        try link.releaseSends()  // this rank's slot is rewritten by the next call
+    }
+
+    /// The latency-bound all-reduce over the ring: gather every rank's buffer into the scratch,
+    /// then sum the copies in rank order.
+    private func gatherAndSum(_ buffer: UnsafeMutableBufferPointer<Float>, _ link: inout Link) throws {
+        let w = worldSize, r = rank, n = buffer.count, seg = segmentFloats
+        let x = buffer.baseAddress!, slots = scratch.baseAddress!
+        memcpy(slots + r * n, x, n &* 4)
+        var i = 0
+        while i < n {
+            let m = min(seg, n - i)
+            try link.send(slots + r * n + i, m)
+            i += m
+        }
+        for s in 0..<(w - 1) {
+            let b = (r + w - s - 1) % w
+            var i = 0
+            while i < n {
+                let m = min(seg, n - i), dst = slots + b * n + i
+                try link.receive(m, forward: s < w - 2) { memcpy(dst, $0, m &* 4) }
+                i += m
+            }
+        }
+        memcpy(x, slots, n &* 4)
+        for b in 1..<w { Kernels.add(slots + b * n, into: x, n) }
+        try link.releaseSends()  // this rank's slot is rewritten by the next call
+    }
+
+    /// Sums block by block over all ranks and leaves rank r with the sum of block r.
+    ///
+    /// `input` holds all W blocks in rank order (block b has `counts[b]` elements; counts may
+    /// differ and may be 0); `output` receives this rank's block, summed (`counts[rank]`
+    /// elements). Same on every rank: `counts`. `input` is only read.
+    ///
+    /// Algorithm: the reduce-scatter half of `allReduce` with blocks of the given sizes; the
+    /// last step writes `output[i] = partial[i] + input[i]`.
+    /// Cost: T ≈ (W−1)·α + (W−1)·k·o + (S − S_r)·β, with S_r this rank's block, that is
+    /// (W−1)/W · S·β for equal blocks.
+    public func reduceScatter(
+        input: UnsafeBufferPointer<Float>, counts: [Int], into output: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        try blocks.set(counts)
+        try require(input.count == blocks.total, "input has \(input.count) elements, counts sum to \(blocks.total)")
+        try require(output.count == counts[rank], "output has \(output.count) elements, counts[\(rank)] = \(counts[rank])")
+        try perform(.ringReduceScatter) { link in
+            guard let x = input.baseAddress else { return }
+            let w = worldSize, r = rank, seg = segmentFloats
+            if w == 1 {
+                if let out = output.baseAddress, out != UnsafeMutablePointer(mutating: x) { memmove(out, x, output.count &* 4) }
+                return
+            }
+            let first = (r + w - 1) % w
+            var i = 0
+            while i < blocks.count(first) {
+                let n = min(seg, blocks.count(first) - i)
+                try link.send(x + blocks.offset(first) + i, n)
+                i += n
+            }
+            for s in 0..<(w - 1) {
+                let b = (r + 2 * w - s - 2) % w
+                let base = x + blocks.offset(b), count = blocks.count(b)
+                var i = 0
+                if s < w - 2 {
+                    while i < count {
+                        let n = min(seg, count - i), local = base + i
+                        try link.receive(n, forward: true) { Kernels.accumulate($0, local, n) }
+                        i += n
+                    }
+                } else if let out = output.baseAddress {
+                    while i < count {
+                        let n = min(seg, count - i), local = base + i, dst = out + i
+                        try link.receive(n, forward: false) { Kernels.sum($0, local, into: dst, n) }
+                        i += n
+                    }
+                }
+            }
+            try link.releaseSends()
+        }
+    }
+}

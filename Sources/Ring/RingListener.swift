@@ -1,0 +1,75 @@
+import Wire
+
+
+/// The bound, receiving end of a rank's ring connections: one ZeroMQ PULL socket per stream.
+///
+/// Bind first, publish `endpoint` (a wildcard port resolved), then hand the listener to a
+/// `RingGroup` together with the successor's published endpoint.
+public final class RingListener {
+    /// What the predecessor connects to: the bound endpoint, or with several streams the
+    /// comma-separated endpoints of all of them. Pass it unchanged as the predecessor's
+    /// `successor`.
+    public let endpoint: String
+    /// Where every other rank sends latency-bound messages (see `RingOptions.directMaxWorld`).
+    public let directEndpoint: String
+    let context: ZmqContext
+    let sockets: [ZmqSocket]
+    let directInbox: ZmqSocket
+    let options: RingOptions
+
+    /// Binds `endpoint`: `tcp://host:port`, `tcp://host:*` (any free port) or `ipc://path`.
+    /// With `streams` > 1, stream k binds port + k (each a free port with `*`), or `path.k`;
+    /// the direct inbox binds port + streams, or `path.direct`.
+    public init(bind endpoint: String, options: RingOptions = RingOptions()) throws {
+        try options.validate()
+        self.options = options
+        context = try ZmqContext(ioThreads: options.streams)
+        var sockets: [ZmqSocket] = []
+        var bound: [String] = []
+        for k in 0..<options.streams {
+            let s = try context.socket(.pull)
+            try configure(s, options: options)
+            // No frame exceeds a segment or a hello (headers are 32 bytes).
+            try s.set(.maxMessageSize(max(options.segmentBytes, RingGroup.helloBytes)))
+            try s.bind(try RingListener.streamEndpoint(endpoint, k))
+            bound.append(try s.lastEndpoint())
+            sockets.append(s)
+        }
+        self.sockets = sockets
+        self.endpoint = bound.joined(separator: ",")
+        directInbox = try context.socket(.pull)
+        try configure(directInbox, options: options)
+        try directInbox.set(.maxMessageSize(max(options.smallAllReduceBytes, FrameHeader.byteCount)))
+        try directInbox.bind(try RingListener.streamEndpoint(endpoint, options.streams, direct: true))
+        directEndpoint = try directInbox.lastEndpoint()
+    }
+
+    /// Endpoint of stream `k` derived from a rank's endpoint.
+    static func streamEndpoint(_ endpoint: String, _ k: Int, direct: Bool = false) throws -> String {
+        if endpoint.hasPrefix("ipc://") { return direct ? "\(endpoint).direct" : k == 0 ? endpoint : "\(endpoint).\(k)" }
+        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":") else {
+            throw RingError.invalidArgument("endpoint \(endpoint): expected tcp://host:port or ipc://path")
+        }
+        let port = endpoint[endpoint.index(after: colon)...]
+        if k == 0 || port == "*" { return endpoint }
+        guard let p = Int(port), p + k <= 65535 else { throw RingError.invalidArgument("endpoint \(endpoint): bad port") }
+        return "\(endpoint[..<colon]):\(p + k)"
+    }
+}
+
+/// Options every data-plane socket gets, set explicitly.
+func configure(_ s: ZmqSocket, options: RingOptions) throws {
+    try s.set(.linger(milliseconds: 0))
+    // No high-water mark: the ring bounds what is in flight by itself, and a finite mark could
+    // deadlock its first step, where every rank sends a whole block before receiving.
+    try s.set(.sendHighWaterMark(0))
+    try s.set(.receiveHighWaterMark(0))
+    try s.set(.immediate(false))
+    try s.set(.reconnectInterval(20, max: 500))
+    let hb = options.heartbeatMilliseconds
+    try s.set(.heartbeat(interval: hb, timeout: 3 * hb, ttl: 3 * hb))
+    if options.kernelBufferBytes > 0 {
+        try s.set(.kernelBuffers(send: options.kernelBufferBytes, receive: options.kernelBufferBytes))
+    }
+}
+

@@ -1,0 +1,50 @@
+/// Tunables of a group. Every rank of a group must use the same `segmentBytes`, `streams`,
+/// `smallAllReduceBytes` and `directMaxWorld` (checked when the group connects); the rest may
+/// differ.
+public struct RingOptions: Sendable, Equatable {
+    /// Longest wait for any one message, in seconds. A dead or stuck peer is reported this long
+    /// after the last message it sent.
+    public var timeout: Double = 30
+    /// Longest wait for every rank to connect when the group is created, in seconds.
+    public var connectTimeout: Double = 60
+    /// Largest message payload. Blocks are cut into segments of this size so that sending,
+    /// receiving and adding overlap; kept well below 32 MiB, where every received message
+    /// would be a fresh `mmap` that is page-faulted in.
+    public var segmentBytes: Int = 512 << 10
+    /// All-reduces of at most this many bytes use the latency-bound algorithm (W−1 hops instead
+    /// of 2(W−1), see `RingGroup.allReduce`); the group keeps W times this size (at most
+    /// 4 MiB) of scratch for it. 0 turns it off.
+    public var smallAllReduceBytes: Int = 64 << 10
+    /// Groups of up to this many ranks also connect every rank to every other rank's direct
+    /// inbox, and run latency-bound operations (small all-reduces, barriers) there in one hop
+    /// instead of W−1. 0: ring connections only. Connections grow as W², hence the limit.
+    public var directMaxWorld: Int = 16
+    /// TCP connections (and ZeroMQ I/O threads) per ring neighbour; segments go round-robin.
+    public var streams: Int = 1
+    /// Kernel socket buffer size in bytes for each connection (−1: the OS default).
+    public var kernelBufferBytes: Int = -1
+    /// How long a receive keeps polling (yielding the CPU between polls) before it sleeps in
+    /// `zmq_poll`, in microseconds. Spinning saves a wake-up per message on a busy ring; 0
+    /// sleeps at once.
+    public var spinMicroseconds: Int = 50
+    /// ZMTP heartbeat interval in milliseconds: a connection silent for three intervals is
+    /// dropped by ZeroMQ (0: no heartbeats).
+    public var heartbeatMilliseconds: Int = 1000
+
+    /// The defaults.
+    public init() {}
+
+    /// Throws `.invalidArgument` for values out of range.
+    public func validate() throws {
+        guard timeout > 0, timeout.isFinite else { throw RingError.invalidArgument("timeout \(timeout) s") }
+        guard connectTimeout > 0, connectTimeout.isFinite else { throw RingError.invalidArgument("connectTimeout \(connectTimeout) s") }
+        guard segmentBytes >= 4, segmentBytes <= 16 << 20, segmentBytes % 4 == 0 else {
+            throw RingError.invalidArgument("segmentBytes \(segmentBytes): a multiple of 4 in 4…16 MiB")
+        }
+        guard (1...16).contains(streams) else { throw RingError.invalidArgument("streams \(streams) not in 1…16") }
+        guard directMaxWorld >= 0 else { throw RingError.invalidArgument("directMaxWorld \(directMaxWorld)") }
+        guard smallAllReduceBytes >= 0 else { throw RingError.invalidArgument("smallAllReduceBytes \(smallAllReduceBytes)") }
+        guard (0...100_000).contains(spinMicroseconds) else { throw RingError.invalidArgument("spin \(spinMicroseconds) µs") }
+        guard heartbeatMilliseconds >= 0 else { throw RingError.invalidArgument("heartbeat \(heartbeatMilliseconds) ms") }
+    }
+}

@@ -1,0 +1,70 @@
+import Wire
+
+/// Where a received message goes next, unchanged in size, without a copy.
+public struct Forward: Sendable {
+    /// The rank it is sent to.
+    public var peer: Int
+    /// Its new header.
+    public var tag: FrameHeader
+
+    public init(peer: Int, tag: FrameHeader) {
+        self.peer = peer
+        self.tag = tag
+    }
+}
+
+/// What the collectives see of the network: ordered, tagged byte messages between ranks, with
+/// every wait bounded by a deadline. Implementations: `ZmqRingTransport` (ZeroMQ over tcp or
+/// ipc: ring neighbours, plus direct connections to every rank in small groups) and
+/// `MemoryRingTransport` (threads in one process, for tests).
+///
+/// Ring messages from one peer arrive in the order sent (per stream: stream `chunk % streams`);
+/// direct messages are matched by tag in any order.
+/// A transport is used from one thread at a time, except `abandon()`.
+public protocol RingTransport: AnyObject {
+    /// This rank, in `0..<worldSize`.
+    var rank: Int { get }
+    /// Number of ranks.
+    var worldSize: Int { get }
+    /// Received messages dropped so far (malformed, or of an older generation).
+    var drops: DropCounts { get }
+    /// Where other ranks reach this one directly (messages of a type that `isDirect`), or nil
+    /// when the transport offers no direct connections.
+    var directEndpoint: String? { get }
+
+    /// Connects to every rank's direct endpoint (`endpoints[rank]` is this rank's own).
+    func connectDirect(_ endpoints: [String]) throws
+
+    /// Sends `bytes` to `peer` under `tag`, without copying where the transport can: the memory
+    /// must stay valid and unchanged until `awaitSendsReleased` returns.
+    func send(_ bytes: UnsafeRawBufferPointer, to peer: Int, tag: FrameHeader, deadline: Deadline) throws
+
+    /// Receives the next message from `peer`, which must carry `tag` and hold `byteCount`
+    /// bytes; hands its payload to `consume` in place (it may write to it), then sends it on to
+    /// `forward` if given. Messages of an older generation are dropped and counted on the way;
+    /// one of a newer generation throws `RingError.generationChanged`.
+    func receive(
+        from peer: Int, tag: FrameHeader, byteCount: Int, deadline: Deadline, forward: Forward?,
+        _ consume: (UnsafeMutableRawBufferPointer) throws -> Void) throws
+
+    /// Waits until the transport no longer reads any memory passed to `send`.
+    func awaitSendsReleased(deadline: Deadline) throws
+
+    /// Makes a wait in progress (on another thread) throw `RingError.abandoned` promptly, and
+    /// every later one too. Thread-safe.
+    func abandon()
+
+    /// Releases the transport's resources; when it returns, no caller memory is referenced.
+    func close()
+}
+
+/// How a received header relates to the one expected.
+@inline(__always)
+func classify(_ got: FrameHeader, expected: FrameHeader) throws -> Bool {
+    if got == expected { return true }
+    if got.generation < expected.generation { return false }  // stale: drop it
+    if got.generation > expected.generation {
+        throw RingError.generationChanged(ours: expected.generation, seen: got.generation)
+    }
+    throw RingError.protocolViolation("expected \(expected), received \(got)")
+}

@@ -1,0 +1,221 @@
+import Synchronization
+import Wire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The ZeroMQ ring transport: receives from the predecessor on the listener's PULL sockets and
+/// sends to the successor over PUSH sockets, one connection per stream; message k of an
+/// operation travels on stream `k % streams`, so each stream stays in order. Direct messages
+/// (`MessageType.isDirect`) go to any rank's direct inbox once `connectDirect` has run; they
+/// may arrive interleaved across senders and are matched by tag.
+///
+/// Sends of 64 KiB or more are zero-copy: ZeroMQ reads the caller's memory from its I/O thread
+/// until it has written it to the socket (tracked by a `BorrowLedger`); smaller ones are copied. Received payloads
+/// are used in place and forwarded without a copy. The only per-message allocations are
+/// libzmq's own (its buffer for each large received frame, and a small record per zero-copy
+/// send); glibc reuses them (see `RingProcessTuning`).
+public final class ZmqRingTransport: RingTransport {
+    public let rank: Int
+    public let worldSize: Int
+    public var drops: DropCounts { validator.drops }
+    public var directEndpoint: String? { listener.directEndpoint }
+    let listener: RingListener
+    private let pushes: [ZmqSocket]
+    var directPushes: [ZmqSocket?] = []
+    let headerIn = ZmqMessage(), payloadIn = ZmqMessage()
+    private let headerOut = ZmqMessage(), payloadOut = ZmqMessage()
+    var validator: FrameValidator
+    private let ledger = BorrowLedger()
+    private let abandoned = Atomic<Bool>(false)
+    private var isClosed = false
+    private let streams: Int
+    private let spinNanoseconds: UInt64
+    /// Direct messages that arrived before they were asked for: at most one per sender and
+    /// operation ahead, so 2·W slots, allocated by `connectDirect` (header nil: slot free).
+    var stashHeaders: [FrameHeader?] = []
+    var stashPayloads: [ZmqMessage] = []
+    /// Longest single sleep in a wait, so that `abandon()` is noticed promptly.
+    private let pollSliceMilliseconds = 50
+    /// Smaller sends are copied: copying a few kilobytes is cheaper than waiting, at the end of
+    /// a latency-bound operation, for ZeroMQ's I/O thread to give the memory back.
+    static let zeroCopyMinimumBytes = 64 << 10
+
+    /// Connects `rank` of `worldSize` to its successor's published `successor` endpoint.
+    public init(listener: RingListener, rank: Int, worldSize: Int, successor: String) throws {
+        guard worldSize >= 1, (0..<worldSize).contains(rank) else {
+            throw RingError.invalidArgument("rank \(rank) of world \(worldSize)")
+        }
+        self.listener = listener
+        self.rank = rank
+        self.worldSize = worldSize
+        streams = listener.options.streams
+        spinNanoseconds = UInt64(listener.options.spinMicroseconds) * 1000
+        let options = listener.options
+        validator = FrameValidator(accepting: MessageType.ringTypes.map {
+            ($0, $0 == .ringHello ? RingGroup.helloBytes : $0.isDirect ? options.smallAllReduceBytes : options.segmentBytes)
+        })
+        var pushes: [ZmqSocket] = []
+        if worldSize > 1 {
+            let targets = successor.split(separator: ",").map(String.init)
+            guard targets.count == streams else {
+                throw RingError.invalidArgument("successor \(successor): \(targets.count) endpoints for \(streams) streams")
+            }
+            for t in targets {
+                let s = try listener.context.socket(.push)
+                try configure(s, options: options)
+                try s.connect(t)
+                pushes.append(s)
+            }
+        }
+        self.pushes = pushes
+    }
+
+    deinit { close() }
+
+    private var successor: Int { (rank + 1) % worldSize }
+    private var predecessor: Int { (rank + worldSize - 1) % worldSize }
+
+    /// Connects to every other rank's direct inbox (`endpoints[r]`, this rank's ignored).
+    public func connectDirect(_ endpoints: [String]) throws {
+        guard endpoints.count == worldSize else { throw RingError.invalidArgument("\(endpoints.count) direct endpoints") }
+        directPushes = try endpoints.enumerated().map { r, endpoint in
+            if r == rank { return nil }
+            let s = try listener.context.socket(.push)
+            try configure(s, options: listener.options)
+            try s.connect(endpoint)
+            return s
+        }
+        stashHeaders = Array(repeating: nil, count: 2 * worldSize)
+        stashPayloads = (0..<(2 * worldSize)).map { _ in ZmqMessage() }
+    }
+
+    public func send(_ bytes: UnsafeRawBufferPointer, to peer: Int, tag: FrameHeader, deadline: Deadline) throws {
+        try checkUsable()
+        let socket: ZmqSocket
+        if tag.type.isDirect {
+            guard directPushes.indices.contains(peer), let s = directPushes[peer] else {
+                throw RingError.invalidArgument("no direct connection from rank \(rank) to \(peer)")
+            }
+            socket = s
+        } else {
+            guard peer == successor, worldSize > 1 else {
+                throw RingError.invalidArgument("rank \(rank) sends only to its successor \(successor), not \(peer)")
+            }
+            socket = pushes[Int(tag.chunk) % streams]
+        }
+        if bytes.count < ZmqRingTransport.zeroCopyMinimumBytes {
+            try payloadOut.setCopy(of: bytes)
+        } else {
+            try payloadOut.setBorrowed(bytes, ledger: ledger)
+        }
+        do {
+            try push(tag, payloadOut, on: socket, deadline: deadline)
+        } catch {
+            payloadOut.clear()  // returns the loan
+            throw error
+        }
+    }
+
+    private func push(_ tag: FrameHeader, _ payload: ZmqMessage, on socket: ZmqSocket, deadline: Deadline) throws {
+        while try !socket.sendFrame(tag, payload: payload, scratch: headerOut) {
+            try checkUsable()
+            let ms = deadline.remainingMilliseconds(cap: pollSliceMilliseconds)
+            if ms == 0 { throw RingError.timedOut(waitingFor: "room to send \(tag)", seconds: 0) }
+            _ = try socket.waitWritable(milliseconds: ms)
+        }
+    }
+
+    public func receive(
+        from peer: Int, tag: FrameHeader, byteCount: Int, deadline: Deadline, forward: Forward?,
+        _ consume: (UnsafeMutableRawBufferPointer) throws -> Void
+    ) throws {
+        try checkUsable()
+        if tag.type.isDirect {
+            return try receiveDirect(from: peer, tag: tag, byteCount: byteCount, deadline: deadline, consume)
+        }
+        guard peer == predecessor, worldSize > 1 else {
+            throw RingError.invalidArgument("rank \(rank) receives only from its predecessor \(predecessor), not \(peer)")
+        }
+        let socket = listener.sockets[Int(tag.chunk) % streams]
+        var spinUntil: UInt64 = 0
+        while true {
+            switch try socket.receiveFrame(header: headerIn, payload: payloadIn, validator: &validator) {
+            case .none:
+                try wait(socket, deadline: deadline, spinUntil: &spinUntil, for: "\(tag) from rank \(peer)")
+            case .dropped:
+                continue
+            case .frame(let header):
+                guard try classify(header, expected: tag) else {
+                    validator.record(.stale)
+                    payloadIn.clear()
+                    continue
+                }
+                try checkSize(payloadIn, byteCount, tag, peer)
+                try consume(payloadIn.bytes)
+                if let forward {
+                    guard forward.peer == successor else {
+                        throw RingError.invalidArgument("rank \(rank) forwards only to its successor, not \(forward.peer)")
+                    }
+                    try push(forward.tag, payloadIn, on: pushes[Int(forward.tag.chunk) % streams], deadline: deadline)
+                } else {
+                    payloadIn.clear()
+                }
+                return
+            }
+        }
+    }
+
+    /// Nothing queued: spin a little (yielding), then sleep in `zmq_poll` for a slice.
+    func wait(_ socket: ZmqSocket, deadline: Deadline, spinUntil: inout UInt64, for what: @autoclosure () -> String) throws {
+        if spinNanoseconds > 0 {
+            let now = Deadline.now().nanoseconds
+            if spinUntil == 0 { spinUntil = now &+ spinNanoseconds }
+            if now < spinUntil {
+                sched_yield()
+                return
+            }
+        }
+        try checkUsable()
+        let ms = deadline.remainingMilliseconds(cap: pollSliceMilliseconds)
+        if ms == 0 { throw RingError.timedOut(waitingFor: what(), seconds: 0) }
+        _ = try socket.waitReadable(milliseconds: ms)
+    }
+
+    @inline(__always)
+    func checkSize(_ payload: ZmqMessage, _ byteCount: Int, _ tag: FrameHeader, _ peer: Int) throws {
+        guard payload.count == byteCount else {
+            let n = payload.count
+            payload.clear()
+            throw RingError.protocolViolation("\(tag): \(n) bytes from rank \(peer), expected \(byteCount)")
+        }
+    }
+
+    public func awaitSendsReleased(deadline: Deadline) throws {
+        do { try ledger.awaitIdle(deadline: deadline) } catch {
+            throw RingError.timedOut(waitingFor: "ZeroMQ to release \(ledger.outstandingCount) zero-copy sends", seconds: 0)
+        }
+    }
+
+    public func abandon() { abandoned.store(true, ordering: .releasing) }
+
+    /// Closes the sockets, dropping anything unsent, and shuts the context down; on return
+    /// ZeroMQ has released every zero-copy send.
+    public func close() {
+        if isClosed { return }
+        isClosed = true
+        headerIn.clear(); payloadIn.clear(); headerOut.clear(); payloadOut.clear()
+        for m in stashPayloads { m.clear() }
+        for s in pushes { s.close() }
+        for s in directPushes { s?.close() }
+        for s in listener.sockets { s.close() }
+        listener.directInbox.close()
+        listener.context.terminate()
+    }
+
+    @inline(__always)
+    func checkUsable() throws {
+        if abandoned.load(ordering: .acquiring) { throw RingError.abandoned }
+        if isClosed { throw RingError.closed(reason: "transport closed") }
+    }
+}

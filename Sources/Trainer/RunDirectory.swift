@@ -1,0 +1,77 @@
+import FoundationEssentials
+import JobConfig
+import Model
+import Tensors
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything a run writes, under one directory:
+/// - `config.yaml` — the job config as given;
+/// - `metrics.jsonl` — one JSON object per optimizer step;
+/// - `eval.json` — the eval reports (the baseline, then one per phase end), rewritten atomically;
+/// - `train.log` — the run's log lines;
+/// - `final.safetensors` — the trained parameters under their PyTorch names.
+public final class RunDirectory {
+    public let path: String
+    private let metrics: UnsafeMutablePointer<FILE>
+    private let logFile: UnsafeMutablePointer<FILE>
+
+    /// Creates (or, with `overwrite`, reuses) the directory. An existing run is never clobbered
+    /// silently: without `overwrite` a directory holding a run is refused.
+    public init(path: String, overwrite: Bool) throws {
+        if Files.exists(path + "/metrics.jsonl") && !overwrite {
+            throw TrainingError("\(path) already holds a run (metrics.jsonl); choose another --run-dir or pass --overwrite")
+        }
+        try Files.makeDirectories(path)
+        guard let m = fopen(path + "/metrics.jsonl", "w") else { throw FileError(path + "/metrics.jsonl", "cannot create: \(Files.errnoText())") }
+        guard let l = fopen(path + "/train.log", "w") else {
+            fclose(m)
+            throw FileError(path + "/train.log", "cannot create: \(Files.errnoText())")
+        }
+        metrics = m
+        logFile = l
+        self.path = path
+    }
+
+    deinit {
+        fclose(metrics)
+        fclose(logFile)
+    }
+
+    /// Keeps the config text beside the results.
+    public func saveConfig(_ text: String) throws { try Files.writeAtomically(path + "/config.yaml", Array(text.utf8)) }
+
+    /// Appends one metrics line (flushed, so a crash loses at most the line being written).
+    public func appendMetrics(_ json: String) {
+        fputs(json, metrics)
+        fputs("\n", metrics)
+        fflush(metrics)
+    }
+
+    /// Appends a line to train.log.
+    public func log(_ line: String) {
+        fputs(line, logFile)
+        fputs("\n", logFile)
+        fflush(logFile)
+    }
+
+    /// Rewrites eval.json with every report so far.
+    public func writeEval(_ reports: [EvalReport]) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(reports)
+        try Files.writeAtomically(path + "/eval.json", Array(data))
+    }
+
+    /// Writes the parameters under their PyTorch names (loadable with `load_state_dict`).
+    public func writeParameters(_ store: ParameterStore, name: String, config: JobConfig, step: Int) throws {
+        var w = SafeTensorsWriter()
+        store.write(into: &w)
+        w.metadata["config_hash"] = config.hash
+        w.metadata["step"] = "\(step)"
+        w.metadata["format"] = "pt"
+        try w.write(to: path + "/" + name)
+    }
+}

@@ -1,0 +1,227 @@
+import Control
+import Features
+import Foundation
+import JobConfig
+import Model
+import Ring
+import Tensors
+import Trainer
+import Wire
+
+/// How a worker runs.
+public struct WorkerOptions: Sendable {
+    /// The coordinator's control endpoint, tcp://HOST:PORT.
+    public var coordinator: String
+    /// Threads for OpenBLAS and the element-wise kernels.
+    public var threads = 1
+    /// Dataset directory (default: the config's data.path).
+    public var data: String?
+    /// A config of the worker's own, checked against the coordinator's (nil: take the coordinator's).
+    public var config: JobConfig?
+    /// Data-plane endpoint to bind (default: tcp://<address toward the coordinator>:*).
+    public var bind: String?
+    /// Seconds a collective may wait for a peer.
+    public var ringTimeout = 30.0
+    /// Give up after this long without word from the coordinator.
+    public var silenceLimit = 120.0
+    /// Write progress lines to stderr.
+    public var verbose = true
+
+    public init(coordinator: String) { self.coordinator = coordinator }
+}
+
+/// A worker process: registers with the coordinator, opens its data, then for each generation it
+/// is assigned joins the ring and runs the leased steps of the curriculum (DESIGN §3), reporting
+/// asynchronously. Returns the process exit status.
+public final class WorkerRuntime {
+    let options: WorkerOptions
+    let mailbox = Mailbox()
+    var control: ControlClient?
+
+    public init(options: WorkerOptions) { self.options = options }
+
+    public func log(_ s: String) { if options.verbose { fputs("proclip worker \(getpid()): \(s)\n", stderr) } }
+
+    /// Asks the worker to leave (from a signal): it tells the coordinator and stops after the
+    /// current step.
+    public func requestStop(_ reason: String) {
+        if let id = mailbox.monitor.withLock({ mailbox.welcome?.workerID }) { mailbox.post(.leave(Leave(workerID: id, reason: reason))) }
+        mailbox.deliver(stop: reason)
+    }
+
+    public func run() -> Int32 {
+        do {
+            return try runThrowing()
+        } catch {
+            log("error: \(error)")
+            control?.finish(within: 2)
+            return 1
+        }
+    }
+
+    private func runThrowing() throws -> Int32 {
+        BLAS.threads = options.threads
+        Parallel.threads = options.threads
+        let bindEndpoint = options.bind ?? "tcp://\(LocalAddress.toward(options.coordinator)):*"
+        var ringOptions = RingOptions()
+        ringOptions.timeout = options.ringTimeout
+        var listener: RingListener? = try RingListener(bind: bindEndpoint, options: ringOptions)
+        let endpoint = listener!.endpoint
+        let host = endpoint.hasPrefix("tcp://") ? String(endpoint.dropFirst(6).split(separator: ":").first ?? "") : LocalAddress.hostname
+        let hello = WorkerHello(version: ProclipInfo.version, host: host, pid: getpid(), threads: options.threads,
+                                dataEndpoint: endpoint, configHash: options.config?.hash)
+        let control = try ControlClient(endpoint: options.coordinator, hello: hello, mailbox: mailbox, silenceLimit: options.silenceLimit)
+        self.control = control
+        control.start()
+        defer { control.finish(within: 5) }
+
+        // Welcome (the config) or refusal.
+        guard mailbox.wait(until: .after(seconds: options.silenceLimit), { $0.welcome != nil || $0.refusal != nil || $0.controlError != nil || $0.stop != nil }) else {
+            throw TrainingError("no answer from the coordinator at \(options.coordinator) within \(Int(options.silenceLimit)) s")
+        }
+        if let r = mailbox.monitor.withLock({ mailbox.refusal }) { log("refused: \(r)"); return 2 }
+        if let e = mailbox.monitor.withLock({ mailbox.controlError }) { throw TrainingError(e) }
+        if let s = mailbox.monitor.withLock({ mailbox.stop }) { log("stopped: \(s)"); return 0 }
+        let welcome = mailbox.monitor.withLock { mailbox.welcome! }
+        let config = try JobConfig.parse(welcome.config, source: "the coordinator's config")
+        guard config.hash == welcome.configHash else {
+            throw TrainingError("the coordinator's config hashes to \(config.hash) here, \(welcome.configHash) there (different proclip versions?)")
+        }
+        let dataPath = options.data ?? config.data.path
+        let dataset = try FeatureDataset.open(dataPath)
+        _ = try DataCheck.variantMap(config: config, dataset: dataset)
+        mailbox.post(.ready(Ready(workerID: welcome.workerID, manifestHash: dataset.manifest.contentHash)))
+        log("worker \(welcome.workerID): job '\(config.name)', data \(dataPath) (\(dataset.manifest.contentHash)), ring endpoint \(endpoint)")
+        mailbox.setHealth { $0.state = "ready" }
+
+        let layout = ParameterLayout(config.model)
+        let store = ParameterStore(layout: layout)
+        var generation: UInt64 = 0
+        while true {
+            guard mailbox.wait(until: .after(seconds: options.silenceLimit), {
+                ($0.assignment?.generation ?? 0) > generation || $0.stop != nil || $0.controlError != nil || $0.refusal != nil
+            }) else {
+                throw TrainingError("no assignment from the coordinator within \(Int(options.silenceLimit)) s")
+            }
+            if let r = mailbox.monitor.withLock({ mailbox.refusal }) { log("refused: \(r)"); return 2 }
+            if let s = mailbox.monitor.withLock({ mailbox.stop }) {
+                log("stopping: \(s)")
+                return 0
+            }
+            if let e = mailbox.monitor.withLock({ mailbox.controlError }) { throw TrainingError(e) }
+            let a = mailbox.monitor.withLock { mailbox.assignment! }
+            generation = a.generation
+            if listener == nil { listener = try RingListener(bind: endpoint, options: ringOptions) }
+            let l = listener!
+            listener = nil
+            try runGeneration(a, listener: l, config: config, dataset: dataset, store: store, workerID: welcome.workerID)
+        }
+    }
+
+    /// One generation: join the ring, run the leased steps, report. A ring failure is reported
+    /// and ends the generation (the coordinator forms the next one).
+    private func runGeneration(_ a: Assignment, listener: RingListener, config: JobConfig, dataset: FeatureDataset,
+                               store: ParameterStore, workerID: UInt64) throws {
+        let g = a.generation
+        log("generation \(g): rank \(a.rank) of \(a.world), steps \(a.startStep)..<\(a.totalSteps)")
+        mailbox.setHealth { $0.generation = g; $0.step = a.startStep; $0.state = "connecting" }
+        if let path = a.resume {
+            throw TrainingError("resuming from a checkpoint (\(path)) is not supported by this worker")
+        }
+        store.initialize(seed: config.seed)
+        let group: RingGroup
+        do {
+            group = try RingGroup(listener: listener, rank: a.rank, worldSize: a.world,
+                                  successor: a.endpoints[(a.rank + 1) % a.world], generation: g)
+        } catch {
+            mailbox.post(.failure(FailureReport(workerID: workerID, generation: g, step: a.startStep, reason: "joining the ring: \(error)")))
+            return
+        }
+        defer { group.close() }
+        let collectives = RingCollectives(group: group)
+        let loop = try TrainingLoop(config: config, dataset: dataset, store: store)
+        var global = a.startStep
+        var executor: DistributedExecutor?
+        var stats = (compute: 0.0, comm: 0.0, bytes: 0, reduce: 0.0, n: 0)
+        mailbox.setHealth { $0.state = "running" }
+        let superseded = { [mailbox] in mailbox.stop != nil || (mailbox.assignment?.generation ?? 0) > g }
+        while global < a.totalSteps {
+            guard mailbox.wait(until: .after(seconds: options.silenceLimit), { m in
+                superseded() || (m.leaseEnd(for: g) ?? 0) > global
+            }) else {
+                throw TrainingError("no lease beyond step \(global) from the coordinator within \(Int(options.silenceLimit)) s")
+            }
+            if mailbox.monitor.withLock(superseded) { return }
+            let end = min(mailbox.monitor.withLock { mailbox.leaseEnd(for: g) ?? global }, a.totalSteps)
+            do {
+                try loop.run(from: global, to: end, executor: { phase in
+                    self.log("phase \(phase.index + 1)/\(loop.plan.phases.count) '\(phase.config.name)' (\(phase.config.kind.rawValue)) from step \(max(global, phase.firstGlobalStep))")
+                    let engine = StepEngine(layout: store.layout, settings: phase.config.loss,
+                                            ownership: Ownership(batch: phase.config.batch, world: a.world, rank: a.rank))
+                    let e = DistributedExecutor(engine: engine, collectives: collectives)
+                    executor = e
+                    return e
+                }, onStep: { o in
+                    global = o.globalStep
+                    if let e = executor {
+                        stats.compute += e.lastComputeSeconds
+                        stats.comm += e.lastCommSeconds
+                        stats.bytes += e.lastReducedBytes
+                        stats.reduce += e.lastReduceSeconds
+                        stats.n += 1
+                    }
+                    if stats.n >= 10 || o.globalStep == a.totalSteps {
+                        let n = Double(max(stats.n, 1)), w = Double(a.world)
+                        let busbw = stats.reduce > 0 ? Double(stats.bytes) / stats.reduce * 2 * (w - 1) / w / 1e9 : 0
+                        let s = stats
+                        mailbox.setHealth {
+                            $0.step = o.globalStep
+                            $0.computeSeconds = s.compute / n
+                            $0.commSeconds = s.comm / n
+                            $0.allreduceGBs = busbw
+                        }
+                        stats = (0, 0, 0, 0, 0)
+                    } else {
+                        mailbox.setHealth { $0.step = o.globalStep }
+                    }
+                    if a.rank == 0 {
+                        let pc = o.phase.config
+                        mailbox.post(.stepReport(StepReport(
+                            generation: g, step: o.globalStep, phase: o.phase.index, epoch: o.phase.position(ofStep: o.phaseStep).epoch,
+                            loss: Dictionary(uniqueKeysWithValues: o.terms.named(pc.kind)),
+                            lr: Dictionary(uniqueKeysWithValues: pc.train.groups.map { ($0.name, (pc.optimizer.lr[$0] ?? 0) * o.lrFactor) }),
+                            logitScale: o.logitScale, gradNorm: o.gradNorm, samplesPerSecond: Double(pc.batch) / o.seconds,
+                            stepSeconds: o.seconds, json: o.json)))
+                    }
+                }, onPhaseEnd: { phase, step in
+                    if a.rank == 0 && step < a.totalSteps { self.upload(store, step: step, phase: phase.index, final: false) }
+                }, shouldStop: { self.mailbox.monitor.withLock(superseded) })
+            } catch let e as RingError {
+                log("generation \(g) failed at step \(global): \(e)")
+                mailbox.setHealth { $0.state = "failed" }
+                mailbox.post(.failure(FailureReport(workerID: workerID, generation: g, step: global, reason: "\(e)")))
+                return
+            }
+            if mailbox.monitor.withLock(superseded) { return }
+        }
+        mailbox.setHealth { $0.state = "finished"; $0.step = global }
+        if a.rank == 0, let (phase, _) = loop.plan.locate(globalStep: max(global - 1, 0)) {
+            upload(store, step: global, phase: phase.index, final: true)
+        }
+        log("generation \(g): finished at step \(global)")
+    }
+
+    /// Sends the parameters (and the EMA teacher) of `step` to the coordinator.
+    private func upload(_ store: ParameterStore, step: Int, phase: Int, final: Bool) {
+        var w = SafeTensorsWriter()
+        store.write(into: &w, includeEMA: true)
+        let bytes = w.serialize()
+        let chunks = (bytes.count + ControlLimits.paramsChunk - 1) / ControlLimits.paramsChunk
+        mailbox.post(.params(ParamsHeader(step: step, phase: phase, final: final, bytes: bytes.count, chunks: chunks), bytes))
+    }
+}
+
+/// The version string a worker and coordinator exchange.
+public enum ProclipInfo {
+    public static let version = "0.1.0"
+}

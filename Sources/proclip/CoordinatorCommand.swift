@@ -1,0 +1,55 @@
+import ArgumentParser
+import Coordinator
+import JobConfig
+import Tensors
+
+/// `proclip coordinator`: the daemon that runs a job across workers.
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run a job's coordinator: membership, data assignment, phases, leases, evaluation, status.",
+        discussion: """
+            Workers (`proclip worker --coordinator ADDR`) register here, receive the config, their rank and \
+            their steps; they train peer to peer over a ring and report asynchronously. The coordinator moves \
+            the job through the phase plan, evaluates at every phase end and writes the run directory as \
+            `proclip train` does. SIGTERM or SIGINT stops the job and every worker.
+            """)
+
+    @Option(help: "Job config (YAML).") var config: String
+    @Option(help: "Control endpoint to listen on.") var listen: String = "tcp://0.0.0.0:29500"
+    @Option(help: "Workers to wait for before starting.") var workers: Int = 1
+    @Option(help: "Fewest workers to start (or go on) with, after a grace period (default: --workers).") var minWorkers: Int?
+    @Option(help: "Run directory (default: runs/<config name>).") var runDir: String?
+    @Option(help: "Dataset directory (default: the config's data.path).") var data: String?
+    @Option(help: "Stop after N global steps.") var maxSteps: Int?
+    @Option(help: "Seconds without a heartbeat before a worker is declared dead.") var heartbeatTimeout: Double = 10
+    @Option(help: "Evaluate on at most this many eval samples.") var evalSamples: Int?
+    @Option(help: "Threads for evaluation.") var threads: Int = 1
+    @Flag(help: "Reuse a run directory that already holds a run.") var overwrite = false
+    @Flag(help: "Only errors on stderr.") var quiet = false
+
+    func validate() throws {
+        if workers < 1 { throw ValidationError("--workers must be at least 1") }
+        if let m = minWorkers, m < 1 || m > workers { throw ValidationError("--min-workers must be in 1...--workers") }
+        if let m = maxSteps, m < 1 { throw ValidationError("--max-steps must be at least 1") }
+    }
+
+    func run() throws {
+        let target = SignalTarget()
+        Signals.handle { target.deliver($0) }
+        BLAS.threads = threads
+        Parallel.threads = threads
+        let job = try JobConfig.load(path: config)
+        var options = CoordinatorOptions(config: job, listen: listen, minWorkers: minWorkers ?? workers, workers: workers,
+                                         runDir: runDir ?? "runs/\(job.name)")
+        options.overwrite = overwrite
+        options.data = data
+        options.maxSteps = maxSteps
+        options.heartbeatTimeout = heartbeatTimeout
+        options.evalSamples = evalSamples
+        options.verbose = !quiet
+        let server = try CoordinatorServer(options: options)
+        target.set { _ in server.requestStop() }
+        throw ExitCode(server.serve())
+    }
+}

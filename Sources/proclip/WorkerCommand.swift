@@ -1,0 +1,46 @@
+import ArgumentParser
+import JobConfig
+import Worker
+
+/// `proclip worker`: one training process of a job.
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Join a job: register with the coordinator, train its rows of every step over the ring.",
+        discussion: """
+            The worker receives the config from the coordinator, maps the dataset (the config's data.path or \
+            --data: shared storage or its own copy; the coordinator checks the manifests match) and binds a \
+            data-plane endpoint on the address it uses to reach the coordinator. Exit status: 0 when the job \
+            ended or the worker was told to stop, 2 when refused, 1 on an error.
+            """)
+
+    @Option(help: "The coordinator's control endpoint.") var coordinator: String = "tcp://127.0.0.1:29500"
+    @Option(help: "Threads for OpenBLAS and the element-wise kernels.") var threads: Int = 1
+    @Option(help: "Dataset directory (default: the config's data.path).") var data: String?
+    @Option(help: "A config of this worker's own, refused if it differs from the coordinator's.") var config: String?
+    @Option(help: "Data-plane endpoint to bind (default: tcp://<address toward the coordinator>:*).") var bind: String?
+    @Option(help: "Seconds a collective waits for a peer before the step fails.") var ringTimeout: Double = 30
+    @Flag(help: "Only errors on stderr.") var quiet = false
+
+    func validate() throws {
+        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if !coordinator.hasPrefix("tcp://") && !coordinator.hasPrefix("ipc://") {
+            throw ValidationError("--coordinator must be tcp://HOST:PORT or ipc://PATH")
+        }
+    }
+
+    func run() throws {
+        let target = SignalTarget()
+        Signals.handle { target.deliver($0) }
+        var options = WorkerOptions(coordinator: coordinator)
+        options.threads = threads
+        options.data = data
+        options.config = try config.map { try JobConfig.load(path: $0) }
+        options.bind = bind
+        options.ringTimeout = ringTimeout
+        options.verbose = !quiet
+        let worker = WorkerRuntime(options: options)
+        target.set { sig in worker.requestStop("signal \(sig)") }
+        throw ExitCode(worker.run())
+    }
+}

@@ -1,0 +1,173 @@
+import Control
+import Coordinator
+import XCTest
+
+/// Every transition of the coordinator's state machine, with time as a parameter.
+final class CoordinatorCoreTests: XCTestCase {
+    func hello(_ host: String, _ pid: Int32, config: String? = nil) -> WorkerHello {
+        WorkerHello(version: "t", host: host, pid: pid, threads: 1, dataEndpoint: "tcp://\(host):\(1000 + pid)", configHash: config)
+    }
+
+    /// Registers a worker and reports its dataset ready; returns the directives of both.
+    @discardableResult
+    func join(_ c: inout CoordinatorCore, _ conn: String, _ h: WorkerHello, now: Double, manifest: String = "m1") -> [CoordinatorCore.Directive] {
+        var out = c.onRegister(connection: conn, hello: h, now: now)
+        for d in out { if case .welcome(_, let w) = d { out += c.onReady(Ready(workerID: w.workerID, manifestHash: manifest), now: now) } }
+        return out
+    }
+
+    func core(min: Int = 2, workers: Int = 3, total: Int = 100) -> CoordinatorCore {
+        var s = CoordinatorCore.Settings(minWorkers: min, workers: workers)
+        s.leaseSteps = 20
+        return CoordinatorCore(settings: s, phaseStarts: [0, 60], phaseNames: ["inherit", "contrast"], totalSteps: total,
+                               config: "yaml", configHash: "c1", manifestHash: "m1")
+    }
+
+    func assignments(_ ds: [CoordinatorCore.Directive]) -> [UInt64: Assignment] {
+        var out: [UInt64: Assignment] = [:]
+        for d in ds { if case .assign(let id, let a) = d { out[id] = a } }
+        return out
+    }
+
+    func report(_ c: CoordinatorCore, _ step: Int) -> StepReport {
+        StepReport(generation: c.generation, step: step, phase: c.phase(ofStep: step - 1), epoch: 0, loss: ["total": 1], lr: [:],
+                   logitScale: 2.6, gradNorm: 1, samplesPerSecond: 100, stepSeconds: 0.01, json: "{}")
+    }
+
+    func testStartsWhenEveryExpectedWorkerJoinedWithRanksInLocalityOrder() {
+        var c = core()
+        join(&c, "a", hello("hostB", 7), now: 0)
+        join(&c, "b", hello("hostA", 9), now: 0.1)
+        XCTAssertEqual(c.state, .waiting)
+        let ds = join(&c, "c", hello("hostA", 3), now: 0.2)
+        XCTAssertEqual(c.state, .running)
+        let a = assignments(ds)
+        XCTAssertEqual(a.count, 3)
+        XCTAssertEqual(c.generation, 1)
+        let byRank = a.values.sorted { $0.rank < $1.rank }
+        XCTAssertEqual(byRank.map(\.endpoints[0]), Array(repeating: "tcp://hostA:1003", count: 3), "every rank sees the same table")
+        XCTAssertEqual(byRank[0].endpoints, ["tcp://hostA:1003", "tcp://hostA:1009", "tcp://hostB:1007"], "host, then pid")
+        XCTAssertTrue(byRank.allSatisfy { $0.world == 3 && $0.startStep == 0 && $0.resume == nil && $0.leaseEnd == 20 })
+    }
+
+    func testStartsWithMinimumAfterTheGrace() {
+        var c = core(min: 2, workers: 4)
+        join(&c, "a", hello("h", 1), now: 0)
+        join(&c, "b", hello("h", 2), now: 1)
+        XCTAssertTrue(c.onTick(now: 2).isEmpty)
+        XCTAssertEqual(c.state, .waiting)
+        let ds = c.onTick(now: 4.5)
+        XCTAssertEqual(c.state, .running)
+        XCTAssertEqual(assignments(ds).count, 2)
+    }
+
+    func testRefusesMismatchedManifestOrConfig() {
+        var c = core()
+        let ds = join(&c, "x", hello("h", 1), now: 0, manifest: "other")
+        guard let stop = ds.first(where: { if case .refuseMember = $0 { return true }; return false }),
+              case .refuseMember(let id, let refusal) = stop else { return XCTFail("\(ds)") }
+        let reason = refusal.reason
+        XCTAssertTrue(reason.contains("data manifest differs") && reason.contains("other") && reason.contains("m1"), reason)
+        XCTAssertEqual(c.members[id]?.state, "left")
+        let ds2 = c.onRegister(connection: "y", hello: hello("h", 2, config: "c9"), now: 0)
+        guard case .refuse(_, let r2) = ds2[0] else { return XCTFail("\(ds2)") }
+        XCTAssertTrue(r2.reason.contains("config differs") && r2.reason.contains("c9"), r2.reason)
+        XCTAssertEqual(c.liveCount, 0)
+        let ok = c.onRegister(connection: "z", hello: hello("h", 3, config: "c1"), now: 0)
+        guard case .welcome(_, let w) = ok[0] else { return XCTFail("\(ok)") }
+        XCTAssertEqual(w.config, "yaml")
+    }
+
+    func testLeasesExtendAndPhasesAreEvaluatedAndTheJobFinishes() {
+        var c = core(min: 1, workers: 1, total: 100)
+        join(&c, "a", hello("h", 1), now: 0)
+        var leases: [Int] = [], evaluations: [(Int, Int, Bool)] = [], events: [String] = []
+        for step in 1...100 {
+            for d in c.onStepReport(report(c, step), now: Double(step)) {
+                switch d {
+                case .lease(let l): leases.append(l.leaseEnd)
+                case .evaluate(let p, let s, let f): evaluations.append((p, s, f))
+                case .event(let e): events.append(e)
+                default: break
+                }
+            }
+        }
+        XCTAssertEqual(leases.first, 30)
+        XCTAssertEqual(leases.last, 100)
+        XCTAssertTrue(leases == leases.sorted())
+        XCTAssertEqual(evaluations.map(\.0), [0, 1])
+        XCTAssertEqual(evaluations.map(\.1), [60, 100])
+        XCTAssertEqual(evaluations.map(\.2), [false, true])
+        XCTAssertTrue(events.contains { $0.contains("phase 2/2 'contrast' started at step 60") }, "\(events)")
+        XCTAssertEqual(c.state, .finishing)
+        let end = c.onEvaluated(phase: 1, step: 100, final: true)
+        XCTAssertEqual(c.state, .done)
+        XCTAssertTrue(end.contains(.exit(0)))
+        XCTAssertTrue(end.contains(.stop(nil, "the job is done")))
+    }
+
+    func testSilentWorkerIsDeclaredDeadAndTheRingReformsFromTheCheckpoint() {
+        var c = core(min: 2, workers: 3)
+        for (i, h) in ["a", "b", "c"].enumerated() { join(&c, h, hello(h, Int32(i)), now: 0) }
+        XCTAssertEqual(c.generation, 1)
+        _ = c.onStepReport(report(c, 5), now: 1)
+        _ = c.onCheckpoint(step: 5, path: "/ckpt/step5.lz4")
+        let ids = Array(c.members.keys)
+        for t in stride(from: 1.0, through: 12, by: 1) {
+            for id in ids.dropFirst() { _ = c.onHeartbeat(Heartbeat(workerID: id, generation: 1, step: 6, state: "running", computeSeconds: 0, commSeconds: 0, allreduceGBs: 0), now: t) }
+        }
+        let ds = c.onTick(now: 12)
+        XCTAssertTrue(ds.contains { if case .event(let e) = $0 { return e.hasPrefix("dead: worker \(ids[0])") }; return false }, "\(ds)")
+        XCTAssertEqual(c.generation, 2)
+        let a = assignments(ds)
+        XCTAssertEqual(a.count, 2)
+        XCTAssertTrue(a.values.allSatisfy { $0.world == 2 && $0.startStep == 5 && $0.resume == "/ckpt/step5.lz4" && $0.generation == 2 })
+        XCTAssertNil(a[ids[0]])
+        // Reports of the old generation are ignored.
+        var stale = report(c, 9)
+        stale.generation = 1
+        XCTAssertTrue(c.onStepReport(stale, now: 13).isEmpty)
+        XCTAssertEqual(c.step, 5)
+    }
+
+    func testTooFewSurvivorsWaitThenAReplacementRestartsTheJob() {
+        var c = core(min: 2, workers: 2)
+        join(&c, "a", hello("a", 1), now: 0)
+        join(&c, "b", hello("b", 2), now: 0)
+        let first = c.members.keys.min()!
+        _ = c.onLeave(first, now: 1)
+        XCTAssertEqual(c.state, .waiting)
+        let ds = join(&c, "c", hello("c", 3), now: 2)
+        XCTAssertEqual(c.state, .running)
+        XCTAssertEqual(c.generation, 2)
+        XCTAssertEqual(assignments(ds).count, 2)
+    }
+
+    func testStopRequestStopsEveryoneAndRefusesNewcomers() {
+        var c = core(min: 1, workers: 1)
+        join(&c, "a", hello("a", 1), now: 0)
+        let ds = c.onStopRequested(now: 1)
+        XCTAssertEqual(c.state, .stopping)
+        XCTAssertTrue(ds.contains(.exit(143)))
+        guard case .refuse = c.onRegister(connection: "b", hello: hello("b", 2), now: 2)[0] else { return XCTFail() }
+    }
+
+    func testGivesUpAfterRepeatedRestartsWithoutProgress() {
+        var c = core(min: 1, workers: 2)
+        c = CoordinatorCore(settings: { var s = c.settings; s.maxRestarts = 2; return s }(), phaseStarts: [0], phaseNames: ["p"],
+                            totalSteps: 10, config: "", configHash: "c1", manifestHash: "m1")
+        join(&c, "a", hello("a", 1), now: 0)
+        join(&c, "b", hello("b", 2), now: 0)
+        var t = 0.0
+        var exits: [Int32] = []
+        for i in 0..<6 {
+            t += 1
+            join(&c, "n\(i)", hello("n\(i)", Int32(10 + i)), now: t)
+            let victim = c.ring[0]
+            for d in c.onLeave(victim, now: t) { if case .exit(let code) = d { exits.append(code) } }
+            if c.state == .failed { break }
+        }
+        XCTAssertEqual(c.state, .failed)
+        XCTAssertEqual(exits, [1])
+    }
+}

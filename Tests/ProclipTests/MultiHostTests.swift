@@ -1,0 +1,86 @@
+import Control
+import Foundation
+import Spawn
+import XCTest
+
+/// A job across test hosts: network namespaces on one machine (cluster/netns/hosts.sh), the
+/// coordinator on one, a worker on each of three others, all over their own IP addresses.
+/// Needs root (CI runs as root); without it the test is skipped, as the issue allows.
+final class MultiHostTests: XCTestCase {
+    let prefix = "pct"
+    let subnet = "10.79.0"
+
+    func hosts(_ args: [String]) throws -> Finished {
+        try runProcess("/usr/bin/env", ["PROCLIP_NETNS_PREFIX=\(prefix)", "PROCLIP_NETNS_SUBNET=\(subnet)",
+                                        "\(repositoryRoot)/cluster/netns/hosts.sh"] + args, timeout: 120)
+    }
+
+    func testTrainingAcrossNetworkNamespaceHosts() throws {
+        guard getuid() == 0 else { throw XCTSkip("network namespaces need root; CI runs this as root") }
+        let up = try hosts(["up", "4"])
+        XCTAssertEqual(up.status, 0, "hosts up: \(up.stderr)")
+        defer { _ = try? hosts(["down"]) }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("proclip-multihost-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let endpoint = "tcp://\(subnet).10:29500"
+        func onHost(_ k: Int, _ args: [String], log: String) throws -> LoggedProcess {
+            try LoggedProcess(executable: "/usr/sbin/ip", arguments: ["netns", "exec", "\(prefix)-h\(k)", proclipExecutable] + args,
+                              log: dir + "/" + log)
+        }
+        let coordinator = try onHost(0, ["coordinator", "--config", "\(repositoryRoot)/Configs/demo.yaml", "--listen", endpoint,
+                                         "--workers", "3", "--max-steps", "60", "--run-dir", dir + "/run", "--overwrite",
+                                         "--data", "\(repositoryRoot)/runs/data/demo-world"], log: "coordinator.log")
+        defer { coordinator.send(signal: SIGKILL) }
+        var workers: [LoggedProcess] = []
+        for k in 1...3 {
+            workers.append(try onHost(k, ["worker", "--coordinator", endpoint, "--threads", "1",
+                                          "--data", "\(repositoryRoot)/runs/data/demo-world"], log: "worker-\(k).log"))
+        }
+        defer { for w in workers { w.send(signal: SIGKILL) } }
+
+        // The status from outside the hosts (the bridge's address reaches them) while it runs.
+        let client = try StatusClient(endpoint: endpoint)
+        var seen: StatusReport?
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, coordinator.poll() == nil {
+            if let r = try? client.query(timeout: 0.5), r.state == "running", r.step >= 1 { seen = r; break }
+            usleep(50_000)
+        }
+        let r = try XCTUnwrap(seen, "status while running:\n" + ((try? String(contentsOfFile: dir + "/coordinator.log", encoding: .utf8)) ?? ""))
+        XCTAssertEqual(r.worldSize, 3)
+        XCTAssertEqual(Set(r.workers.map(\.host)), ["\(subnet).11", "\(subnet).12", "\(subnet).13"], "each worker on its own host")
+        XCTAssertEqual(coordinator.wait(timeout: 240), .exited(0), (try? String(contentsOfFile: dir + "/coordinator.log", encoding: .utf8)) ?? "")
+        for w in workers { XCTAssertEqual(w.wait(timeout: 30), .exited(0)) }
+
+        // The same 60 steps in one process.
+        let single = try runProcess(proclipExecutable, ["train", "--config", "Configs/demo.yaml", "--max-steps", "60",
+                                                        "--run-dir", dir + "/single", "--overwrite", "--quiet", "--threads", "1"])
+        XCTAssertEqual(single.status, 0, single.stderr)
+        let (whole, worst) = try compareParameters(dir + "/run/final.safetensors", dir + "/single/final.safetensors")
+        XCTAssertLessThanOrEqual(worst, 1e-5, "across hosts vs one process: worst tensor \(worst), whole \(whole)")
+    }
+
+    func compareParameters(_ a: String, _ b: String) throws -> (Double, Double) {
+        func load(_ path: String) throws -> [String: [Float]] {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            let n = Int(bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+            let header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + n))) as? [String: Any])
+            var out: [String: [Float]] = [:]
+            for (name, v) in header where name != "__metadata__" {
+                let range = (v as! [String: Any])["data_offsets"] as! [Int]
+                out[name] = bytes.subdata(in: (8 + n + range[0])..<(8 + n + range[1])).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            }
+            return out
+        }
+        let x = try load(a), y = try load(b)
+        var num = 0.0, den = 0.0, worst = 0.0
+        for (k, v) in y {
+            let u = try XCTUnwrap(x[k])
+            var n = 0.0, d = 0.0
+            for i in v.indices { n += Double(u[i] - v[i]) * Double(u[i] - v[i]); d += Double(v[i]) * Double(v[i]) }
+            num += n; den += d
+            worst = max(worst, d > 0 ? (n / d).squareRoot() : n.squareRoot())
+        }
+        return ((num / den).squareRoot(), worst)
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Spawn
+import XCTest
+
+/// The ZeroMQ transport between real processes: the `proclip` executable that `swift test`
+/// builds beside this test bundle, in its per-rank benchmark mode.
+final class ProcessTests: XCTestCase {
+    var proclip: String {
+        // The test runner is an executable in the build folder (Bundle.main's folder on Linux).
+        let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let bundle = Bundle.main.bundleURL
+        for dir in [runner, bundle, bundle.deletingLastPathComponent()] {
+            let path = dir.appendingPathComponent("proclip").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return bundle.appendingPathComponent("proclip").path
+    }
+
+    /// Runs `proclip args…` to completion and returns its status and standard output lines.
+    func run(_ args: [String], limit: Double = 120) throws -> (ExitStatus?, [String], String) {
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: proclip), "proclip is built next to the tests: \(proclip)")
+        let child = try ChildProcess(executable: proclip, arguments: args)
+        child.closeInput()
+        var lines: [String] = []
+        let deadline = monotonicSeconds() + limit
+        while let line = try child.readLine(timeout: max(1, deadline - monotonicSeconds())) { lines.append(line) }
+        let status = try child.wait(timeout: 10)
+        return (status, lines, child.standardError())
+    }
+
+    func checkAll(_ args: [String], expectedLines: Int) throws {
+        let (status, lines, err) = try run(["bench", "collectives", "--check", "--json", "--timeout", "20"] + args)
+        XCTAssertEqual(status, .exited(0), err)
+        XCTAssertEqual(lines.count, expectedLines, lines.joined(separator: "\n"))
+        for line in lines { XCTAssertTrue(line.contains("\"correct\": true"), line) }
+    }
+
+    func testAllCollectivesOverTcpBetweenProcesses() throws {
+        // 4 collectives × 6 sizes, including 0, 1 and 3 floats and a prime count (100003 floats).
+        try checkAll(["--world", "3", "--transport", "tcp", "--sizes", "0,4,12,4K,400012,1M", "--segment-bytes", "64K"], expectedLines: 24)
+    }
+
+    func testAllCollectivesOverIpcWithTwoStreams() throws {
+        try checkAll(["--world", "4", "--transport", "ipc", "--streams", "2", "--sizes", "4,20,1028,262148", "--segment-bytes", "4K"], expectedLines: 16)
+    }
+
+    func testRingOnlyGroupOverTcp() throws {
+        // No direct connections: small all-reduces gather round the ring, barriers pass tokens.
+        try checkAll(["--world", "3", "--transport", "tcp", "--direct-max-world", "0", "--sizes", "4,4K,100K"], expectedLines: 12)
+    }
+
+    func testBenchReportsJSONPerSize() throws {
+        let (status, lines, err) = try run(["bench", "collectives", "--world", "2", "--sizes", "4K,256K", "--reps", "3", "--warmup", "1", "--json"])
+        XCTAssertEqual(status, .exited(0), err)
+        XCTAssertEqual(lines.count, 2)
+        for (line, bytes) in zip(lines, [4096, 262_144]) {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            XCTAssertEqual(object?["bytes"] as? Int, bytes)
+            XCTAssertEqual(object?["correct"] as? Bool, true)
+            for key in ["seconds", "algbw_gbs", "busbw_gbs", "p2p_gbs"] {
+                XCTAssertGreaterThan(object?[key] as? Double ?? 0, 0, key)
+            }
+        }
+    }
+
+    /// SIGKILL one rank in the middle of back-to-back all-reduces: every other rank reports a
+    /// timeout within the configured time (plus scheduling slack) and exits; nothing hangs.
+    func testKilledPeerMakesTheOthersTimeOut() throws {
+        let world = 4, timeout = 2.0
+        let args = ["bench", "collectives", "--world", "\(world)", "--sizes", "4M", "--reps", "100000", "--warmup", "0",
+                    "--timeout", "\(timeout)", "--session", "kill\(getpid())"]
+        let ranks = try (0..<world).map { try ChildProcess(executable: proclip, arguments: args + ["--child-rank", "\($0)"]) }
+        var endpoints: [String] = []
+        for child in ranks {
+            let line = try child.readLine(timeout: 30) ?? ""
+            XCTAssertTrue(line.hasPrefix("endpoint "), line)
+            endpoints.append(String(line.dropFirst("endpoint ".count)))
+        }
+        for (r, child) in ranks.enumerated() { try child.writeLine("successor \(endpoints[(r + 1) % world])") }
+        for child in ranks { XCTAssertEqual(try child.readLine(timeout: 30), "ready") }
+        usleep(700_000)  // well inside the all-reduce loop
+        for (r, child) in ranks.enumerated() where r != 1 { XCTAssertNil(try child.wait(timeout: 0), "rank \(r) still running") }
+        ranks[1].send(signal: SIGKILL)
+        let killed = monotonicSeconds()
+        XCTAssertEqual(try ranks[1].wait(timeout: 5), .signaled(SIGKILL))
+        for (r, child) in ranks.enumerated() where r != 1 {
+            let status = try child.wait(timeout: timeout + 10)
+            let waited = monotonicSeconds() - killed
+            XCTAssertEqual(status, .exited(3), "rank \(r): \(child.standardError())")
+            XCTAssertLessThan(waited, timeout + 3, "rank \(r) gave up \(waited) s after the kill")
+            XCTAssertTrue(child.standardError().contains("timed out"), child.standardError())
+        }
+    }
+}
