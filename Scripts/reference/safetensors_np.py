@@ -8,14 +8,18 @@ import struct
 
 import numpy as np
 
-_DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I32": np.int32, "I64": np.int64}
+_DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I32": np.int32, "I64": np.int64, "U8": np.uint8}
 _NAMES = {np.dtype(v).str: k for k, v in _DTYPES.items()}
 
 
 def load(path):
     """Returns (tensors: dict name -> ndarray, metadata: dict)."""
     with open(path, "rb") as f:
-        blob = f.read()
+        return loads(f.read())
+
+
+def loads(blob):
+    """Like `load`, from the bytes of a safetensors file."""
     (n,) = struct.unpack("<Q", blob[:8])
     header = json.loads(blob[8:8 + n])
     base = 8 + n

@@ -60,50 +60,10 @@ public struct SafeTensors: Sendable {
         guard n <= UInt64(SafeTensors.maxHeaderBytes), Int(n) <= bytes.count - 8 else {
             throw FileError(source, "not a safetensors file: header length \(n) exceeds the file (\(bytes.count) bytes)")
         }
-        let header: [String: HeaderEntry]
-        do {
-            header = try JSONDecoder().decode([String: HeaderEntry].self, from: Data(bytes[8..<(8 + Int(n))]))
-        } catch {
-            throw FileError(source, "safetensors header is not valid JSON: \(SafeTensors.shortReason(error))")
-        }
+        let parsed = try SafeTensors.parseHeader(bytes[8..<(8 + Int(n))], dataBytes: bytes.count - 8 - Int(n), source: source)
         dataStart = 8 + Int(n)
-        let dataBytes = bytes.count - dataStart
-        var meta: [String: String] = [:]
-        var infos: [String: TensorInfo] = [:]
-        for (name, entry) in header {
-            switch entry {
-            case .metadata(let m):
-                guard name == "__metadata__" else { throw FileError(source, "tensor '\(name)': missing dtype, shape or data_offsets") }
-                meta = m
-            case .tensor(let dtypeName, let shape, let offsets):
-                guard name != "__metadata__" else { throw FileError(source, "__metadata__ must map strings to strings") }
-                guard let dtype = DType(rawValue: dtypeName) else {
-                    throw FileError(source, "tensor '\(name)': unsupported dtype \(dtypeName)")
-                }
-                guard shape.allSatisfy({ $0 >= 0 }), offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1] else {
-                    throw FileError(source, "tensor '\(name)': bad shape \(shape) or data_offsets \(offsets)")
-                }
-                var elements = 1
-                for d in shape {
-                    let (p, o) = elements.multipliedReportingOverflow(by: d)
-                    guard !o, p <= dataBytes else { throw FileError(source, "tensor '\(name)': shape \(shape) is larger than the file") }
-                    elements = p
-                }
-                guard offsets[1] <= dataBytes else {
-                    throw FileError(source, "tensor '\(name)': data_offsets \(offsets) run past the end of the file (\(dataBytes) data bytes; truncated?)")
-                }
-                guard offsets[1] - offsets[0] == elements * dtype.size else {
-                    throw FileError(source, "tensor '\(name)': shape \(shape) of \(dtypeName) needs \(elements * dtype.size) bytes, data_offsets give \(offsets[1] - offsets[0])")
-                }
-                infos[name] = TensorInfo(name: name, dtype: dtype, shape: shape, range: offsets[0]..<offsets[1])
-            }
-        }
-        let sorted = infos.values.sorted { $0.range.lowerBound < $1.range.lowerBound }
-        for (a, b) in zip(sorted, sorted.dropFirst()) where b.range.lowerBound < a.range.upperBound {
-            throw FileError(source, "tensors '\(a.name)' and '\(b.name)' overlap")
-        }
-        metadata = meta
-        tensors = infos
+        metadata = parsed.metadata
+        tensors = parsed.tensors
         self.bytes = bytes
     }
 
@@ -174,6 +134,55 @@ public struct SafeTensors: Sendable {
         return "[" + idx.map(String.init).joined(separator: ", ") + "]"
     }
 
+    /// Parses and validates the JSON header of a safetensors file whose data section (the bytes
+    /// after the header) is `dataBytes` long: every dtype, that each shape matches its byte
+    /// range, that ranges stay inside the data section and do not overlap. For readers that
+    /// stream the data section instead of holding the whole file.
+    public static func parseHeader<C: Collection>(_ json: C, dataBytes: Int, source: String) throws
+        -> (metadata: [String: String], tensors: [String: TensorInfo]) where C.Element == UInt8 {
+        let header: [String: HeaderEntry]
+        do {
+            header = try JSONDecoder().decode([String: HeaderEntry].self, from: Data(json))
+        } catch {
+            throw FileError(source, "safetensors header is not valid JSON: \(SafeTensors.shortReason(error))")
+        }
+        var meta: [String: String] = [:]
+        var infos: [String: TensorInfo] = [:]
+        for (name, entry) in header {
+            switch entry {
+            case .metadata(let m):
+                guard name == "__metadata__" else { throw FileError(source, "tensor '\(name)': missing dtype, shape or data_offsets") }
+                meta = m
+            case .tensor(let dtypeName, let shape, let offsets):
+                guard name != "__metadata__" else { throw FileError(source, "__metadata__ must map strings to strings") }
+                guard let dtype = DType(rawValue: dtypeName) else {
+                    throw FileError(source, "tensor '\(name)': unsupported dtype \(dtypeName)")
+                }
+                guard shape.allSatisfy({ $0 >= 0 }), offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1] else {
+                    throw FileError(source, "tensor '\(name)': bad shape \(shape) or data_offsets \(offsets)")
+                }
+                var elements = 1
+                for d in shape {
+                    let (p, o) = elements.multipliedReportingOverflow(by: d)
+                    guard !o, p <= dataBytes else { throw FileError(source, "tensor '\(name)': shape \(shape) is larger than the file") }
+                    elements = p
+                }
+                guard offsets[1] <= dataBytes else {
+                    throw FileError(source, "tensor '\(name)': data_offsets \(offsets) run past the end of the file (\(dataBytes) data bytes; truncated?)")
+                }
+                guard offsets[1] - offsets[0] == elements * dtype.size else {
+                    throw FileError(source, "tensor '\(name)': shape \(shape) of \(dtypeName) needs \(elements * dtype.size) bytes, data_offsets give \(offsets[1] - offsets[0])")
+                }
+                infos[name] = TensorInfo(name: name, dtype: dtype, shape: shape, range: offsets[0]..<offsets[1])
+            }
+        }
+        let sorted = infos.values.sorted { $0.range.lowerBound < $1.range.lowerBound }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where b.range.lowerBound < a.range.upperBound {
+            throw FileError(source, "tensors '\(a.name)' and '\(b.name)' overlap")
+        }
+        return (meta, infos)
+    }
+
     static func shortReason(_ error: Error) -> String {
         let text = "\(error)"
         return String(text.prefix(200).map { $0 == "\n" ? " " : $0 })
@@ -240,6 +249,16 @@ public struct SafeTensorsWriter {
 
     /// The whole file.
     public func serialize() -> [UInt8] {
+        var out = SafeTensorsWriter.header(entries.map { ($0.name, $0.dtype, $0.shape) }, metadata: metadata)
+        out.reserveCapacity(out.count + entries.reduce(0) { $0 + $1.bytes.count })
+        for e in entries { out += e.bytes }
+        return out
+    }
+
+    /// Everything before the data section — the 8-byte little-endian header length and the JSON
+    /// header padded with spaces to a multiple of 8 — for tensors stored contiguously in the
+    /// given order. Writers that stream the data section call this, then write the tensors.
+    public static func header(_ tensors: [(name: String, dtype: DType, shape: [Int])], metadata: [String: String]) -> [UInt8] {
         var json = "{"
         var offset = 0
         var first = true
@@ -249,23 +268,22 @@ public struct SafeTensorsWriter {
             json += "}"
             first = false
         }
-        for e in entries {
+        for t in tensors {
             if !first { json += "," }
             first = false
-            let shape = e.shape.map(String.init).joined(separator: ",")
-            json += "\(jsonString(e.name)):{\"dtype\":\"\(e.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + e.bytes.count)]}"
-            offset += e.bytes.count
+            let bytes = t.shape.reduce(1, *) * t.dtype.size
+            let shape = t.shape.map(String.init).joined(separator: ",")
+            json += "\(jsonString(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            offset += bytes
         }
         json += "}"
         var header = Array(json.utf8)
         while header.count % 8 != 0 { header.append(0x20) }
         var out = [UInt8]()
-        out.reserveCapacity(8 + header.count + offset)
+        out.reserveCapacity(8 + header.count)
         var n = UInt64(header.count)
         for _ in 0..<8 { out.append(UInt8(n & 0xFF)); n >>= 8 }
-        out += header
-        for e in entries { out += e.bytes }
-        return out
+        return out + header
     }
 
     /// Writes the file atomically (temporary name, fsync, rename).

@@ -12,5 +12,6 @@ struct BenchCommand: ParsableCommand {
             BenchCollectives.self,
             BenchJob.self,
             BenchJobRank.self,
+            BenchCheckpoint.self,
         ])
 }

@@ -18,6 +18,7 @@ struct ProclipCommand: ParsableCommand {
             BenchCommand.self,
             DataCommand.self,
             SynthCommand.self,
+            CheckpointCommand.self,
         ])
 }
 
