@@ -1,10 +1,10 @@
 import Wire
 
-
 /// The bound, receiving end of a rank's ring connections: one ZeroMQ PULL socket per stream.
 ///
 /// Bind first, publish `endpoint` (a wildcard port resolved), then hand the listener to a
-/// `RingGroup` together with the successor's published endpoint.
+/// `RingGroup` together with the successor's published endpoint. The listener may be made on
+/// one thread and handed to the group's thread across a synchronising hand-off.
 public final class RingListener {
     /// What the predecessor connects to: the bound endpoint, or with several streams the
     /// comma-separated endpoints of all of them. Pass it unchanged as the predecessor's
