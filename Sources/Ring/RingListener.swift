@@ -18,6 +18,8 @@ public final class RingListener {
     let options: RingOptions
 
     /// Binds `endpoint`: `tcp://host:port`, `tcp://host:*` (any free port) or `ipc://path`.
+    /// The resolved endpoints are what peers connect to, so across hosts bind this host's
+    /// routable address, not the `*` / `0.0.0.0` wildcard.
     /// With `streams` > 1, stream k binds port + k (each a free port with `*`), or `path.k`;
     /// the direct inbox binds port + streams, or `path.direct`.
     public init(bind endpoint: String, options: RingOptions = RingOptions()) throws {
