@@ -1,4 +1,3 @@
-import Synchronization
 import Wire
 #if canImport(Glibc)
 import Glibc
@@ -9,6 +8,13 @@ import Glibc
 /// Set up once per membership generation (binding, connecting and a hello round), then run
 /// collectives many times; steady-state calls allocate nothing in the group (the ZeroMQ
 /// transport's only allocations are libzmq's per-message ones, see `ZmqRingTransport`).
+///
+/// Algorithms (each documented with its cost model): all-reduce as reduce-scatter then
+/// all-gather round the ring, or for small buffers a gather and an ordered local sum;
+/// reduce-scatter and all-gather with per-rank counts; a pipelined broadcast chain; a barrier.
+/// Rank order is ring order: number ranks so that neighbours share a host where they can.
+/// Groups of up to `options.directMaxWorld` ranks also connect every rank to every other, for
+/// the latency-bound operations.
 ///
 /// Every rank must call the same collectives in the same order with the same sizes. Messages
 /// carry (generation, step, collective, chunk): traffic of an older generation is dropped and

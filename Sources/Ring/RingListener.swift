@@ -1,10 +1,10 @@
 import Wire
 
-
 /// The bound, receiving end of a rank's ring connections: one ZeroMQ PULL socket per stream.
 ///
 /// Bind first, publish `endpoint` (a wildcard port resolved), then hand the listener to a
-/// `RingGroup` together with the successor's published endpoint.
+/// `RingGroup` together with the successor's published endpoint. The listener may be made on
+/// one thread and handed to the group's thread across a synchronising hand-off.
 public final class RingListener {
     /// What the predecessor connects to: the bound endpoint, or with several streams the
     /// comma-separated endpoints of all of them. Pass it unchanged as the predecessor's
@@ -18,6 +18,8 @@ public final class RingListener {
     let options: RingOptions
 
     /// Binds `endpoint`: `tcp://host:port`, `tcp://host:*` (any free port) or `ipc://path`.
+    /// The resolved endpoints are what peers connect to, so across hosts bind this host's
+    /// routable address, not the `*` / `0.0.0.0` wildcard.
     /// With `streams` > 1, stream k binds port + k (each a free port with `*`), or `path.k`;
     /// the direct inbox binds `direct` when given (its endpoint travels in the hello, so any free
     /// port will do), else port + streams, or `path.direct`.

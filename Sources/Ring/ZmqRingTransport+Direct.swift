@@ -39,6 +39,10 @@ extension ZmqRingTransport {
                 if header.generation > tag.generation {
                     throw RingError.generationChanged(ours: tag.generation, seen: header.generation)
                 }
+                if header.step == tag.step, header.collective == tag.collective, header.type != tag.type {
+                    payloadIn.clear()
+                    throw RingError.protocolViolation("expected \(tag), received \(header)")
+                }
                 try keep(header)
             }
         }

@@ -66,7 +66,7 @@ final class ProcessTests: XCTestCase {
     /// SIGKILL one rank in the middle of back-to-back all-reduces: every other rank reports a
     /// timeout within the configured time (plus scheduling slack) and exits; nothing hangs.
     func testKilledPeerMakesTheOthersTimeOut() throws {
-        let world = 4, timeout = 2.0
+        let world = 4, timeout = 4.0  // generous: a loaded machine must not trip it before the kill
         let args = ["bench", "collectives", "--world", "\(world)", "--sizes", "4M", "--reps", "100000", "--warmup", "0",
                     "--timeout", "\(timeout)", "--session", "kill\(getpid())"]
         let ranks = try (0..<world).map { try ChildProcess(executable: proclip, arguments: args + ["--child-rank", "\($0)"]) }
@@ -87,7 +87,7 @@ final class ProcessTests: XCTestCase {
             let status = try child.wait(timeout: timeout + 10)
             let waited = monotonicSeconds() - killed
             XCTAssertEqual(status, .exited(3), "rank \(r): \(child.standardError())")
-            XCTAssertLessThan(waited, timeout + 3, "rank \(r) gave up \(waited) s after the kill")
+            XCTAssertLessThan(waited, timeout + 5, "rank \(r) gave up \(waited) s after the kill")
             XCTAssertTrue(child.standardError().contains("timed out"), child.standardError())
         }
     }

@@ -129,6 +129,21 @@ final class SocketTests: XCTestCase {
         XCTAssertNil(watch, "released by the free callback")
     }
 
+    func testPollerReportsWhichSocketIsReady() throws {
+        let context = try ZmqContext()
+        let (pushA, pullA) = try pair(context, name: "poll-a")
+        let (_, pullB) = try pair(context, name: "poll-b")
+        let poller = try Poller([pullA, pullB])
+        XCTAssertEqual(try poller.poll(milliseconds: 0), 0)
+        let m = ZmqMessage()
+        try [UInt8(1)].withUnsafeBytes { try m.setCopy(of: $0) }
+        XCTAssertTrue(try pushA.send(m))
+        XCTAssertEqual(try poller.poll(milliseconds: 2000), 1)
+        XCTAssertTrue(poller.isReadable(0))
+        XCTAssertFalse(poller.isReadable(1))
+        XCTAssertThrowsError(try poller.poll(milliseconds: -1), "every wait is bounded")
+    }
+
     func testTcpWildcardPortAndBoundedWait() throws {
         let context = try ZmqContext()
         let pull = try context.socket(.pull)
