@@ -60,8 +60,7 @@ public final class WorkerRuntime {
     }
 
     private func runThrowing() throws -> Int32 {
-        BLAS.threads = options.threads
-        Parallel.threads = options.threads
+        BLAS.useThreads(options.threads)
         let bindEndpoint = options.bind ?? "tcp://\(LocalAddress.toward(options.coordinator)):*"
         var ringOptions = RingOptions()
         ringOptions.timeout = options.ringTimeout

@@ -40,8 +40,7 @@ struct BenchCheckpoint: ParsableCommand {
 
     func run() throws {
         let t = threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        BLAS.threads = t
-        Parallel.threads = t
+        BLAS.useThreads(t)
         let shape = sizeGb.map { shapeForState(bytes: $0 * 1e9, expansion: 8, dEmbed: 768) }
             ?? ModelShape(dLLM: 4096, dEmbed: 768, textBlocks: 1, textExpansion: 8, imageBlocks: 1, imageExpansion: 4)
         let store = ParameterStore(layout: ParameterLayout(shape))

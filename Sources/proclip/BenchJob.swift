@@ -113,8 +113,7 @@ struct BenchJobRank: ParsableCommand {
     @Option var threads: Int = 1
 
     func run() throws {
-        BLAS.threads = threads
-        Parallel.threads = threads
+        BLAS.useThreads(threads)
         let job = try JobConfig.load(path: config)
         let dataset = try FeatureDataset.open(job.data.path)
         let eps = endpoints.split(separator: ",").map(String.init)

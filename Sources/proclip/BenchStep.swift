@@ -24,6 +24,8 @@ struct BenchStep: ParsableCommand {
     @Option(help: "Phase to step: inherit or contrast.") var phase: PhaseKind = .inherit
     @Option(help: "Timed steps (after one warm-up step).") var steps: Int = 5
     @Option(help: "Threads for OpenBLAS and the element-wise kernels (default: all CPUs).") var threads: Int?
+    @Flag(help: "Run the step's GEMMs on OpenBLAS's own threads instead of splitting them over proclip's pool.")
+    var openblasThreads = false
     @Flag(help: "One JSON object per preset instead of a table.") var json = false
     @Flag(help: "Also print the mean time of each stage of the step.") var breakdown = false
 
@@ -34,32 +36,39 @@ struct BenchStep: ParsableCommand {
 
     func run() throws {
         let t = threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        BLAS.threads = t
-        Parallel.threads = t
+        BLAS.useThreads(t)
+        if openblasThreads {
+            BLAS.threads = t
+            BLAS.splitThreads = 1
+        }
         let presets: [(String, ModelShape)] = [
             ("large", ModelShape(dLLM: 2048, dEmbed: 1280, textBlocks: 1, textExpansion: 8, imageBlocks: 1, imageExpansion: 4)),
             ("small", ModelShape(dLLM: 1024, dEmbed: 512, textBlocks: 1, textExpansion: 4, imageBlocks: 1, imageExpansion: 4)),
         ].filter { preset == "all" || $0.0 == preset }
         if !json {
-            print("proclip bench step: phase \(phase.rawValue), batch \(batch), \(t) thread(s), median of \(steps) steps")
+            print("proclip bench step: phase \(phase.rawValue), batch \(batch), \(t) thread(s), median of \(steps) steps, "
+                  + "each followed by its GEMMs replayed alone on OpenBLAS's threads (\"of sgemm\": median of the paired ratios)")
             print(pad("preset", 7) + pad("step s", 9) + pad("samples/s", 11) + pad("GFLOP/step", 12) + pad("GFLOP/s", 9)
                   + pad("sgemm GFLOP/s", 15) + "of sgemm")
         }
         for (name, shape) in presets {
-            let r = measure(shape)
+            let r = measure(shape, threads: t)
             if json {
                 print("{\"preset\": \"\(name)\", \"phase\": \"\(phase.rawValue)\", \"batch\": \(batch), \"threads\": \(t), "
                       + "\"step_seconds\": \(r.step), \"samples_per_second\": \(Double(batch) / r.step), \"gflop_per_step\": \(r.flops / 1e9), "
-                      + "\"gflops\": \(r.flops / r.step / 1e9), \"sgemm_gflops\": \(r.flops / r.gemm / 1e9), \"fraction_of_sgemm\": \(r.gemm / r.step)}")
+                      + "\"gflops\": \(r.flops / r.step / 1e9), \"sgemm_gflops\": \(r.flops / r.gemm / 1e9), \"fraction_of_sgemm\": \(r.ratio)}")
             } else {
                 print(pad(name, 7) + pad(fmt(r.step, 3), 9) + pad(fmt(Double(batch) / r.step, 0), 11) + pad(fmt(r.flops / 1e9, 1), 12)
-                      + pad(fmt(r.flops / r.step / 1e9, 1), 9) + pad(fmt(r.flops / r.gemm / 1e9, 1), 15) + fmt(100 * r.gemm / r.step, 1) + "%")
+                      + pad(fmt(r.flops / r.step / 1e9, 1), 9) + pad(fmt(r.flops / r.gemm / 1e9, 1), 15) + fmt(100 * r.ratio, 1) + "%")
             }
         }
     }
 
-    /// Median step time, the step's GEMM FLOPs, and the time the same GEMMs take alone.
-    func measure(_ shape: ModelShape) -> (step: Double, flops: Double, gemm: Double) {
+    /// Median step time, the step's GEMM FLOPs, and the median time of the same GEMMs alone. Each
+    /// timed step is followed by a replay of its GEMMs (same shapes, same order, on buffers of the
+    /// same sizes), so both see the machine in the same state; `gemm / step` is the median of
+    /// those paired ratios.
+    func measure(_ shape: ModelShape, threads t: Int) -> (step: Double, flops: Double, gemm: Double, ratio: Double) {
         let layout = ParameterLayout(shape)
         let store = ParameterStore(layout: layout)
         store.initialize(seed: 1)
@@ -82,7 +91,9 @@ struct BenchStep: ParsableCommand {
         GemmLog.start()
         step(1)
         let gemms = GemmLog.stop()
-        var times: [Double] = []
+        let replay = GemmReplay(gemms, threads: t)
+        replay.run()
+        var times: [Double] = [], gemmTimes: [Double] = [], ratios: [Double] = []
         var stages = [Double](repeating: 0, count: 4)
         for k in 0..<steps {
             let t0 = MonotonicClock.now()
@@ -101,42 +112,47 @@ struct BenchStep: ParsableCommand {
             } else {
                 step(k + 2)
             }
-            times.append(MonotonicClock.now() - t0)
+            let t5 = MonotonicClock.now()
+            replay.run()
+            let t6 = MonotonicClock.now()
+            times.append(t5 - t0)
+            gemmTimes.append(t6 - t5)
+            ratios.append((t6 - t5) / (t5 - t0))
         }
         if breakdown {
             print("  stages (mean s): forward \(fmt(stages[0], 4)), losses \(fmt(stages[1], 4)), backward \(fmt(stages[2], 4)), optimizer \(fmt(stages[3], 4))")
         }
-        let flops = gemms.reduce(0) { $0 + $1.flops }
-        return (median(times), flops, gemmTime(gemms))
+        return (median(times), gemms.reduce(0) { $0 + $1.flops }, median(gemmTimes), median(ratios))
+    }
+}
+
+/// The GEMMs of one step, replayed alone on buffers as large as the step's largest operands, with
+/// `cblas_sgemm` as the library runs it by itself: OpenBLAS's own threads.
+final class GemmReplay {
+    let gemms: [GemmShape]
+    let a, b, c: Slab
+    let threads: Int
+
+    init(_ gemms: [GemmShape], threads: Int) {
+        self.gemms = gemms
+        self.threads = threads
+        a = Slab(count: gemms.map { $0.m * $0.k }.max() ?? 0)
+        b = Slab(count: gemms.map { $0.k * $0.n }.max() ?? 0)
+        c = Slab(count: gemms.map { $0.m * $0.n }.max() ?? 0)
+        var rng = SplitMix64(seed: 3)
+        for s in [a, b, c] { for i in 0..<s.count { s.base[i] = Float(rng.uniform() - 0.5) } }
     }
 
-    /// Time of the recorded GEMMs replayed alone: each distinct shape timed (median of a few
-    /// runs) and counted as often as the step executes it.
-    func gemmTime(_ gemms: [GemmShape]) -> Double {
-        let maxA = gemms.map { $0.m * $0.k }.max() ?? 0
-        let maxB = gemms.map { $0.k * $0.n }.max() ?? 0
-        let maxC = gemms.map { $0.m * $0.n }.max() ?? 0
-        var rng = SplitMix64(seed: 3)
-        let a = Slab(count: maxA), b = Slab(count: maxB), c = Slab(count: maxC)
-        for s in [a, b, c] { for i in 0..<s.count { s.base[i] = Float(rng.uniform() - 0.5) } }
-        var perShape: [GemmShape: Double] = [:]
-        for g in Set(gemms) {
-            let run = {
-                BLAS.gemm(transA: g.transA, transB: g.transB, m: g.m, n: g.n, k: g.k,
-                          a: a.base, lda: g.transA ? g.m : g.k, b: b.base, ldb: g.transB ? g.k : g.n,
-                          beta: g.beta, c: c.base, ldc: g.n)
-            }
-            run()
-            let reps = max(3, min(50, Int(2e9 / max(g.flops, 1))))
-            var ts: [Double] = []
-            for _ in 0..<reps {
-                let t0 = MonotonicClock.now()
-                run()
-                ts.append(MonotonicClock.now() - t0)
-            }
-            perShape[g] = median(ts)
+    func run() {
+        let (blas, split) = (BLAS.threads, BLAS.splitThreads)
+        BLAS.threads = threads
+        BLAS.splitThreads = 1
+        defer { BLAS.threads = blas; BLAS.splitThreads = split }
+        for g in gemms {
+            BLAS.gemm(transA: g.transA, transB: g.transB, m: g.m, n: g.n, k: g.k,
+                      a: a.base, lda: g.transA ? g.m : g.k, b: b.base, ldb: g.transB ? g.k : g.n,
+                      beta: g.beta, c: c.base, ldc: g.n)
         }
-        return gemms.reduce(0) { $0 + perShape[$1]! }
     }
 }
 

@@ -37,8 +37,7 @@ struct CoordinatorCommand: ParsableCommand {
     func run() throws {
         let target = SignalTarget()
         Signals.handle { target.deliver($0) }
-        BLAS.threads = threads
-        Parallel.threads = threads
+        BLAS.useThreads(threads)
         let job = try JobConfig.load(path: config)
         var options = CoordinatorOptions(config: job, listen: listen, minWorkers: minWorkers ?? workers, workers: workers,
                                          runDir: runDir ?? "runs/\(job.name)")

@@ -35,8 +35,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let t = threads ?? cpuCount()
-        BLAS.threads = t
-        Parallel.threads = t
+        BLAS.useThreads(t)
         let job = try JobConfig.load(path: config)
         let dataset = try DatasetSource.open(config: job, path: data) { printError("proclip: " + $0) }
         let run = try RunDirectory(path: runDir ?? "runs/\(job.name)", overwrite: overwrite)
