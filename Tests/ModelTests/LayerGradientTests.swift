@@ -52,23 +52,23 @@ final class LayerGradientTests: XCTestCase {
             var rng = SplitMix64(seed: UInt64(7 * n + c))
             let hIn = randomFloats(n * c, &rng, scale: 3)
             let bias = Slab(randomFloats(c, &rng))
-            let h = Slab(count: n * c), out = Slab(count: n * c)
+            let h = Slab(count: n * c), out = Slab(count: n * c), cdf = Slab(count: n * c)
             let x = Slab(hIn)
             let w = randomFloats(n * c, &rng)
             let f = { () -> Double in
                 h.base.update(from: x.base, count: n * c)
-                GELU.biasForward(out: out.base, h: h.base, bias: bias.base, rows: n, cols: c)
+                GELU.biasForward(out: out.base, cdf: cdf.base, h: h.base, bias: bias.base, rows: n, cols: c)
                 return self.objective(out.base, w)
             }
             _ = f()
             let d = Slab(w), db = Slab(count: c)
-            GELU.backward(d: d.base, dbias: db.base, h: h.base, rows: n, cols: c)
+            GELU.backward(d: d.base, dbias: db.base, h: h.base, cdf: cdf.base, rows: n, cols: c)
             checkDirectionalDerivative("GELU input (\(n),\(c))", x: x.base, count: n * c, grad: d.toArray(), h: 1e-3, f: f)
             checkDirectionalDerivative("GELU bias (\(n),\(c))", x: bias.base, count: c, grad: db.toArray(), h: 1e-3, f: f)
         }
         // Exact (erf) form, not the tanh approximation: gelu(1) = Φ(1) = 0.8413447.
-        let h = Slab([1, -1]), out = Slab(count: 2), zero = Slab(count: 1)
-        GELU.biasForward(out: out.base, h: h.base, bias: zero.base, rows: 2, cols: 1)
+        let h = Slab([1, -1]), out = Slab(count: 2), zero = Slab(count: 1), cdf = Slab(count: 2)
+        GELU.biasForward(out: out.base, cdf: cdf.base, h: h.base, bias: zero.base, rows: 2, cols: 1)
         XCTAssertEqual(out.base[0], 0.841_344_7, accuracy: 1e-6)
         XCTAssertEqual(out.base[1], -0.158_655_3, accuracy: 1e-6)
     }

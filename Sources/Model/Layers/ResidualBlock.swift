@@ -20,8 +20,9 @@ public struct BlockView {
 
 /// What a block's forward keeps for its backward, for up to `rows` rows.
 public struct BlockSaved {
-    /// LayerNorm output (N, D), its mean and rstd (N), the pre-activation h (N, H), GELU(h) (N, H).
-    public let ln, mean, rstd, h, a: UnsafeMutablePointer<Float>
+    /// LayerNorm output (N, D), its mean and rstd (N), the pre-activation h (N, H), Φ(h) (N, H),
+    /// GELU(h) (N, H).
+    public let ln, mean, rstd, h, cdf, a: UnsafeMutablePointer<Float>
 
     /// Carves the buffers from `arena`.
     init(arena: inout Arena, rows: Int, dim: Int, hidden: Int) {
@@ -29,6 +30,7 @@ public struct BlockSaved {
         mean = arena.take(rows)
         rstd = arena.take(rows)
         h = arena.take(rows * hidden)
+        cdf = arena.take(rows * hidden)
         a = arena.take(rows * hidden)
     }
 
@@ -41,7 +43,7 @@ public struct BlockSaved {
 
     /// Floats needed for `rows` rows.
     public static func floats(rows: Int, dim: Int, hidden: Int) -> Int {
-        Arena.rounded(rows * dim) + 2 * Arena.rounded(rows) + 2 * Arena.rounded(rows * hidden)
+        Arena.rounded(rows * dim) + 2 * Arena.rounded(rows) + 3 * Arena.rounded(rows * hidden)
     }
 }
 
@@ -55,7 +57,7 @@ public enum ResidualBlock {
         LayerNorm.forward(out: saved.ln, mean: saved.mean, rstd: saved.rstd, inp: xIn,
                           weight: w.lnWeight, bias: w.lnBias, rows: rows, cols: d)
         Linear.forward(out: saved.h, inp: saved.ln, weight: w.w1, bias: nil, rows: rows, inFeatures: d, outFeatures: hd)
-        GELU.biasForward(out: saved.a, h: saved.h, bias: w.b1, rows: rows, cols: hd)
+        GELU.biasForward(out: saved.a, cdf: saved.cdf, h: saved.h, bias: w.b1, rows: rows, cols: hd)
         // xOut = xIn + b2, then += a · W2ᵀ
         for i in 0..<rows {
             let src = xIn + i * d, dst = xOut + i * d
@@ -75,7 +77,7 @@ public enum ResidualBlock {
         let d = w.dim, hd = w.hidden
         Linear.backward(dinp: dh, dweight: g.w2, dbias: g.b2, dout: dx, inp: saved.a, weight: w.w2,
                         rows: rows, inFeatures: hd, outFeatures: d)
-        GELU.backward(d: dh, dbias: g.b1, h: saved.h, rows: rows, cols: hd)
+        GELU.backward(d: dh, dbias: g.b1, h: saved.h, cdf: saved.cdf, rows: rows, cols: hd)
         Linear.backward(dinp: dln, dweight: g.w1, dbias: nil, dout: dh, inp: saved.ln, weight: w.w1,
                         rows: rows, inFeatures: d, outFeatures: hd)
         LayerNorm.backward(dinp: needInputGrad ? dx : nil, dweight: g.lnWeight, dbias: g.lnBias,
