@@ -40,8 +40,8 @@ let package = Package(
         .target(name: "Ring", dependencies: ["Wire"], swiftSettings: v5),
         .target(name: "Spawn", swiftSettings: v5),
         .target(name: "Control", dependencies: ["Wire"], swiftSettings: v5),
-        .target(name: "Coordinator", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
-        .target(name: "Worker", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
+        .target(name: "Coordinator", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors", "Checkpoints"], swiftSettings: v5),
+        .target(name: "Worker", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors", "Checkpoints"], swiftSettings: v5),
         .target(name: "Trainer", dependencies: ["Tensors", "Model", "Features", "JobConfig"], swiftSettings: v5),
         .executableTarget(
             name: "proclip",

@@ -21,6 +21,7 @@ extension MessageType {
     public static let bound = MessageType(rawValue: 0x2E)
     /// Every member of the generation is bound: connect.
     public static let go = MessageType(rawValue: 0x2F)
+    public static let checkpointNow = MessageType(rawValue: 0x32)
     public static let statusRequest = MessageType(rawValue: 0x30)
     public static let statusReply = MessageType(rawValue: 0x31)
 }
@@ -40,7 +41,7 @@ public enum ControlLimits {
 
     /// What a worker accepts.
     public static let workerAccepts: [(MessageType, maxPayload: Int)] = [
-        (.welcome, json), (.refuse, json), (.assign, json), (.go, json), (.lease, json), (.stop, json),
+        (.welcome, json), (.refuse, json), (.assign, json), (.go, json), (.lease, json), (.stop, json), (.checkpointNow, json),
     ]
 
     /// What `proclip status` accepts.

@@ -68,10 +68,11 @@ public struct Assignment: Codable, Sendable, Equatable {
     public var leaseEnd: Int
     /// The job's last global step (the plan's total, or fewer when the coordinator was told to stop early).
     public var totalSteps: Int
-    /// Global steps after which rank 0 writes a checkpoint.
-    public var checkpointSteps: [Int]
+    /// Rank 0 writes a checkpoint every `checkpoint.every` steps and at every phase end, into
+    /// `checkpoint.directory` (shared storage), keeping the last `checkpoint.keep`.
+    public var checkpoint: CheckpointPolicy
 
-    public init(generation: UInt64, rank: Int, world: Int, endpoints: [String], startStep: Int, resume: String?, leaseEnd: Int, totalSteps: Int, checkpointSteps: [Int]) {
+    public init(generation: UInt64, rank: Int, world: Int, endpoints: [String], startStep: Int, resume: String?, leaseEnd: Int, totalSteps: Int, checkpoint: CheckpointPolicy) {
         self.generation = generation
         self.rank = rank
         self.world = world
@@ -80,20 +81,46 @@ public struct Assignment: Codable, Sendable, Equatable {
         self.resume = resume
         self.leaseEnd = leaseEnd
         self.totalSteps = totalSteps
-        self.checkpointSteps = checkpointSteps
+        self.checkpoint = checkpoint
     }
 }
 
-/// A longer lease (and possibly new checkpoint points) for the current generation.
+/// Where and how often a generation's rank 0 checkpoints.
+public struct CheckpointPolicy: Codable, Sendable, Equatable {
+    /// Absolute directory (shared by every host that may run rank 0); empty: no checkpoints.
+    public var directory: String
+    /// Every this many global steps (0: only at phase ends and when asked).
+    public var every: Int
+    /// Checkpoints kept besides every phase end.
+    public var keep: Int
+
+    public init(directory: String, every: Int, keep: Int) {
+        self.directory = directory
+        self.every = every
+        self.keep = keep
+    }
+}
+
+/// A longer lease for the current generation.
 public struct Lease: Codable, Sendable, Equatable {
     public var generation: UInt64
     public var leaseEnd: Int
-    public var checkpointSteps: [Int]
 
-    public init(generation: UInt64, leaseEnd: Int, checkpointSteps: [Int]) {
+    public init(generation: UInt64, leaseEnd: Int) {
         self.generation = generation
         self.leaseEnd = leaseEnd
-        self.checkpointSteps = checkpointSteps
+    }
+}
+
+/// Asks rank 0 for a checkpoint after the step it is running (a stop request, or the time-based
+/// schedule).
+public struct CheckpointNow: Codable, Sendable, Equatable {
+    public var generation: UInt64
+    public var reason: String
+
+    public init(generation: UInt64, reason: String) {
+        self.generation = generation
+        self.reason = reason
     }
 }
 

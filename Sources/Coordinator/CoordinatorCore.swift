@@ -30,6 +30,12 @@ public struct CoordinatorCore: Sendable {
         public var maxRestarts = 5
         /// After a failure report, wait this long for a death to explain it, then re-form anyway.
         public var failureGrace = 3.0
+        /// Checkpoints: where, every how many steps, how many kept (empty directory: none).
+        public var checkpoint = CheckpointPolicy(directory: "", every: 0, keep: 3)
+        /// Also a checkpoint at least this often, seconds (0: no time-based checkpoints).
+        public var checkpointSeconds = 0.0
+        /// On a stop request, wait this long for rank 0's final checkpoint before stopping anyway.
+        public var stopCheckpointTimeout = 60.0
 
         public init(minWorkers: Int, workers: Int) {
             self.minWorkers = minWorkers
@@ -68,6 +74,8 @@ public struct CoordinatorCore: Sendable {
         case lease(Lease)
         /// Every member of the generation is bound: tell them all to connect.
         case go(Go)
+        /// Ask rank 0 for a checkpoint after its current step.
+        case checkpointNow(UInt64, CheckpointNow)
         /// Tell a member (or all, nil) to stop, with the reason.
         case stop(UInt64?, String)
         /// Evaluate the parameters of `step` (the end of phase `phase`, or the final step) and
@@ -97,7 +105,9 @@ public struct CoordinatorCore: Sendable {
     public private(set) var leaseEnd = 0
     /// Newest checkpoint: its global step and path.
     public private(set) var checkpoint: (step: Int, path: String)?
-    public private(set) var checkpointSteps: [Int] = []
+    /// When a stop waits for a final checkpoint: the deadline.
+    public private(set) var stopDeadline: Double?
+    private var lastCheckpointAt = 0.0
     public private(set) var startedAt: Double?
     public private(set) var generationStart = 0
     private var nextID: UInt64 = 1
@@ -210,7 +220,7 @@ public struct CoordinatorCore: Sendable {
         }
         if r.step + settings.leaseSteps / 2 >= leaseEnd && leaseEnd < totalSteps {
             leaseEnd = min(r.step + settings.leaseSteps, totalSteps)
-            out.append(.lease(Lease(generation: generation, leaseEnd: leaseEnd, checkpointSteps: checkpointSteps)))
+            out.append(.lease(Lease(generation: generation, leaseEnd: leaseEnd)))
         }
         return out
     }
@@ -231,9 +241,27 @@ public struct CoordinatorCore: Sendable {
     }
 
     /// Rank 0 wrote a checkpoint of global step `step` at `path`.
-    public mutating func onCheckpoint(step: Int, path: String) -> [Directive] {
+    public mutating func onCheckpoint(step: Int, path: String, now: Double = 0) -> [Directive] {
         if checkpoint == nil || step >= checkpoint!.step { checkpoint = (step, path) }
-        return [.event("checkpoint at step \(step): \(path)")]
+        lastCheckpointAt = now
+        var out: [Directive] = [.event("checkpoint at step \(step): \(path)")]
+        if state == .stopping, stopDeadline != nil {
+            stopDeadline = nil
+            out += [.stop(nil, "the coordinator is stopping"), .event("stopped after the checkpoint of step \(step)"), .exit(143)]
+        }
+        return out
+    }
+
+    /// Starts the job from a checkpoint (`--resume`): the first generation begins at its step;
+    /// phases that ended before it are not evaluated again.
+    public mutating func resume(from step: Int, path: String) {
+        checkpoint = (step, path)
+        generationStart = step
+        for i in phaseStarts.indices {
+            let end = i + 1 < phaseStarts.count ? phaseStarts[i + 1] : totalSteps
+            if end <= step { evaluatedPhases.insert(i) }
+        }
+        announcedPhase = phaseStarts.contains(step) ? phase(ofStep: step) - 1 : phase(ofStep: step)
     }
 
     /// An evaluation asked for by `.evaluate` is done.
@@ -254,16 +282,33 @@ public struct CoordinatorCore: Sendable {
         return out
     }
 
-    /// Stop the job (SIGTERM / SIGINT): stop every worker and exit.
+    /// Stop the job (SIGTERM / SIGINT). While a ring trains and checkpoints are on, rank 0 is
+    /// first asked for a checkpoint (so the job resumes where it stopped); the workers are stopped
+    /// when it is written, or after `stopCheckpointTimeout`.
     public mutating func onStopRequested(now: Double) -> [Directive] {
-        guard state != .done && state != .failed else { return [] }
+        guard state != .done && state != .failed && state != .stopping else { return [] }
+        let training = state == .running
         state = .stopping
+        if training, !settings.checkpoint.directory.isEmpty, let rank0 = ring.first {
+            stopDeadline = now + settings.stopCheckpointTimeout
+            return [.event("stop requested at step \(step): checkpointing first"),
+                    .checkpointNow(rank0, CheckpointNow(generation: generation, reason: "the coordinator is stopping"))]
+        }
         return [.stop(nil, "the coordinator is stopping"), .event("stop requested at step \(step)"), .exit(143)]
     }
 
-    /// Time passes: deaths by silence, the start grace, progress checks.
+    /// Time passes: deaths by silence, the start grace, progress checks, time-based checkpoints.
     public mutating func onTick(now: Double) -> [Directive] {
         var out: [Directive] = []
+        if state == .stopping, let d = stopDeadline, now >= d {
+            stopDeadline = nil
+            return [.stop(nil, "the coordinator is stopping"), .event("no checkpoint within \(Int(settings.stopCheckpointTimeout)) s; stopping anyway"), .exit(143)]
+        }
+        if state == .running, settings.checkpointSeconds > 0, !settings.checkpoint.directory.isEmpty,
+           now - lastCheckpointAt >= settings.checkpointSeconds, let rank0 = ring.first {
+            lastCheckpointAt = now
+            out.append(.checkpointNow(rank0, CheckpointNow(generation: generation, reason: "every \(Int(settings.checkpointSeconds)) s")))
+        }
         var died = false
         for (id, m) in members where (m.state == "assigned" || m.state == "standby" || m.state == "joining") && now - m.lastHeartbeat > settings.heartbeatTimeout {
             var d = m
@@ -324,6 +369,7 @@ public struct CoordinatorCore: Sendable {
         lastReport = nil
         leaseEnd = min(start + settings.leaseSteps, totalSteps)
         if startedAt == nil { startedAt = now }
+        if lastCheckpointAt == 0 { lastCheckpointAt = now }
         var out: [Directive] = [.event("generation \(generation): \(chosen.count) worker(s), "
                                        + (checkpoint.map { "resuming from step \($0.step) (\($0.path))" } ?? "starting at step 0"))]
         let endpoints = chosen.map(\.hello.dataEndpoint)
@@ -335,7 +381,7 @@ public struct CoordinatorCore: Sendable {
             members[m.id] = member
             out.append(.assign(m.id, Assignment(generation: generation, rank: rank, world: chosen.count, endpoints: endpoints,
                                                 startStep: start, resume: checkpoint?.path, leaseEnd: leaseEnd, totalSteps: totalSteps,
-                                                checkpointSteps: checkpointSteps)))
+                                                checkpoint: settings.checkpoint)))
         }
         for m in live.dropFirst(chosen.count) { members[m.id]?.rank = nil }
         return out

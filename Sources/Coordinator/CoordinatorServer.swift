@@ -1,3 +1,4 @@
+import Checkpoints
 import Control
 import Features
 import Foundation
@@ -24,6 +25,18 @@ public struct CoordinatorOptions: Sendable {
     public var heartbeatTimeout = 10.0
     public var evalSamples: Int?
     public var verbose = true
+    /// Checkpoint directory (default: <run dir>/checkpoints); nil after `noCheckpoints`.
+    public var checkpointDir: String?
+    public var noCheckpoints = false
+    /// Checkpoint every this many steps (0: only at phase ends and on the time schedule).
+    public var checkpointEvery = 100
+    /// And at least every this many minutes (0: never by time).
+    public var checkpointMinutes = 30.0
+    public var keepCheckpoints = 3
+    /// `auto` (the newest checkpoint that verifies, or a fresh start when there is none) or a path.
+    public var resume: String?
+    /// Resume even when the checkpoint's config hash differs from the config's.
+    public var allowConfigChange = false
 
     public init(config: JobConfig, listen: String, minWorkers: Int, workers: Int, runDir: String) {
         self.config = config
@@ -59,6 +72,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     var events: [StatusReport.Event] = []
     var smoothed: [String: Double] = [:]
     var smoothedRate: Double?
+    let resumeNotes: [String]
+    let resumeStep: Int?
     private var stopFlag = Monitor()
     private var stopRequested = false
 
@@ -74,9 +89,26 @@ public final class CoordinatorServer: @unchecked Sendable {
         let total = min(plan.totalSteps, options.maxSteps ?? Int.max)
         var settings = CoordinatorCore.Settings(minWorkers: options.minWorkers, workers: options.workers)
         settings.heartbeatTimeout = options.heartbeatTimeout
+        let checkpointDir = options.noCheckpoints ? "" : absolutePath(options.checkpointDir ?? options.runDir + "/checkpoints")
+        settings.checkpoint = CheckpointPolicy(directory: checkpointDir, every: options.checkpointEvery, keep: options.keepCheckpoints)
+        settings.checkpointSeconds = options.checkpointMinutes * 60
         core = CoordinatorCore(settings: settings, phaseStarts: plan.phases.map(\.firstGlobalStep),
                                phaseNames: plan.phases.map(\.config.name), totalSteps: total,
                                config: config.text, configHash: config.hash, manifestHash: dataset.manifest.contentHash)
+        var resumeNotes: [String] = []
+        var resumeStep: Int?
+        if let resume = options.resume {
+            let chosen = try CoordinatorServer.chooseCheckpoint(resume, directory: checkpointDir, config: config,
+                                                                manifestHash: dataset.manifest.contentHash,
+                                                                allowConfigChange: options.allowConfigChange)
+            resumeNotes = chosen.notes
+            if let (step, path) = chosen.checkpoint {
+                core.resume(from: step, path: path)
+                resumeStep = step
+            }
+        }
+        self.resumeNotes = resumeNotes
+        self.resumeStep = resumeStep
         context = try ZmqContext(ioThreads: 1)
         let socket = try context.socket(.router)
         try socket.set(.linger(milliseconds: 1000))
@@ -90,7 +122,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             throw TrainingError("cannot listen on \(options.listen): \(error) — is another coordinator running there? (choose another --listen port)")
         }
         channel = ControlSocket(socket: socket, accepting: ControlLimits.coordinatorAccepts)
-        run = try RunDirectory(path: options.runDir, overwrite: options.overwrite)
+        run = try RunDirectory(path: options.runDir, overwrite: options.overwrite, resumeAt: resumeStep)
         try run.saveConfig(config.text)
     }
 
@@ -110,7 +142,15 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
         let baseline = evaluator.baseline()
         reports = [baseline]
+        if let step = resumeStep {
+            let earlier = run.evalReports(upTo: step).filter { $0.phase != nil }
+            reports += earlier
+        }
         try? run.writeEval(reports)
+        for note in resumeNotes { record(note) }
+        if let step = resumeStep, step >= core.totalSteps, let path = core.checkpoint?.path {
+            return finishFromCheckpoint(path, step: step)
+        }
         record("coordinator for '\(options.config.name)' on \(endpoint): \(core.totalSteps) steps, \(options.workers) worker(s) (at least \(options.minWorkers)), config \(options.config.hash), data \(dataset.manifest.contentHash)")
         record(EvalTable.line(baseline))
         var stopHandled = false
@@ -140,6 +180,24 @@ public final class CoordinatorServer: @unchecked Sendable {
         return exitCode!
     }
 
+    /// The checkpoint already holds the last step: evaluate it and write the final parameters.
+    func finishFromCheckpoint(_ path: String, step: Int) -> Int32 {
+        do {
+            let store = ParameterStore(layout: ParameterLayout(options.config.model))
+            _ = try CheckpointFile.load(path, into: store)
+            let phase = plan.phases[core.phase(ofStep: step - 1)]
+            let report = evaluator.evaluate(store, model: "proclip \(options.config.name)", phase: phase.config.name, step: step)
+            if !reports.contains(where: { $0.step == step && $0.phase == phase.config.name }) { reports.append(report) }
+            try run.writeEval(reports)
+            try run.writeParameters(store, name: "final.safetensors", config: options.config, step: step)
+            record("the checkpoint is at the last step (\(step)); nothing to train: final.safetensors written from it")
+            return 0
+        } catch {
+            record("finishing from \(path) failed: \(error)")
+            return 1
+        }
+    }
+
     /// One message from a worker or a status client. Returns an exit status when the job ended.
     func handle(_ m: ControlMessage) throws -> Int32? {
         guard let peer = m.peer else { return nil }
@@ -162,7 +220,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             ds = core.onHeartbeat(h, now: t)
             // The answer keeps the worker sure the coordinator is alive, and re-delivers the
             // current lease should one have been lost.
-            _ = try? channel.send(.lease, Lease(generation: core.generation, leaseEnd: core.leaseEnd, checkpointSteps: core.checkpointSteps),
+            _ = try? channel.send(.lease, Lease(generation: core.generation, leaseEnd: core.leaseEnd),
                                   generation: core.generation, to: peer)
         case .stepReport:
             guard let r = m.decode(StepReport.self) else { channel.noteMalformed(); return nil }
@@ -180,7 +238,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             ds = core.onLeave(l.workerID, now: t)
         case .checkpointWritten:
             guard let c = m.decode(CheckpointWritten.self) else { channel.noteMalformed(); return nil }
-            ds = core.onCheckpoint(step: c.step, path: c.path)
+            ds = core.onCheckpoint(step: c.step, path: c.path, now: t)
         case .paramsHeader:
             guard let h = m.decode(ParamsHeader.self), h.bytes >= 0, h.chunks >= 1, h.chunks <= 1 << 16,
                   h.bytes <= h.chunks * ControlLimits.paramsChunk else { channel.noteMalformed(); return nil }
@@ -212,6 +270,8 @@ public final class CoordinatorServer: @unchecked Sendable {
                 if let peer = identities[id] { _ = try? channel.send(.refuse, r, to: peer) }
             case .assign(let id, let a):
                 if let peer = identities[id] { _ = try? channel.send(.assign, a, generation: a.generation, step: a.startStep, to: peer) }
+            case .checkpointNow(let id, let c):
+                if let peer = identities[id] { _ = try? channel.send(.checkpointNow, c, generation: c.generation, to: peer) }
             case .go(let g):
                 for id in core.ring { if let peer = identities[id] { _ = try? channel.send(.go, g, generation: g.generation, to: peer) } }
             case .lease(let l):
@@ -239,4 +299,49 @@ public final class CoordinatorServer: @unchecked Sendable {
         events.append(StatusReport.Event(time: t, text: text))
         if events.count > 50 { events.removeFirst(events.count - 50) }
     }
+}
+
+extension CoordinatorServer {
+    /// The checkpoint to resume from: `auto` takes the newest that verifies in `directory` (falling
+    /// back past corrupt ones, each named in a note; none at all means a fresh start), a path takes
+    /// that file. A checkpoint of another dataset is refused; of another config too, unless allowed.
+    static func chooseCheckpoint(_ resume: String, directory: String, config: JobConfig, manifestHash: String,
+                                 allowConfigChange: Bool) throws -> (checkpoint: (Int, String)?, notes: [String]) {
+        var notes: [String] = []
+        let header: CheckpointHeader
+        if resume == "auto" {
+            guard !directory.isEmpty else { throw TrainingError("--resume auto needs checkpoints (not --no-checkpoints)") }
+            let selection = CheckpointDirectory(directory).newestValid()
+            notes += selection.warnings.map { "resume: \($0)" }
+            guard let h = selection.header else {
+                notes.append("resume: no checkpoint in \(directory); starting from step 0")
+                return (nil, notes)
+            }
+            header = h
+        } else {
+            header = try CheckpointFile.verify(resume)
+        }
+        let meta = header.meta
+        guard meta.manifestHash == manifestHash else {
+            throw TrainingError("\(header.path): the checkpoint was trained on data \(meta.manifestHash), this dataset is \(manifestHash)")
+        }
+        if meta.configHash != config.hash {
+            guard allowConfigChange else {
+                throw TrainingError("\(header.path): the checkpoint's config hashes to \(meta.configHash), this config to \(config.hash) "
+                                    + "(pass --allow-config-change to resume anyway)")
+            }
+            notes.append("resume: config changed (\(meta.configHash) → \(config.hash)), allowed")
+        }
+        guard header.model == config.model else {
+            throw TrainingError("\(header.path): the checkpoint's model \(header.model) differs from the config's \(config.model)")
+        }
+        notes.append("resume: from \(header.path) (step \(meta.step), phase '\(meta.phaseName)', epoch \(meta.epoch) step \(meta.epochStep))")
+        return ((meta.step, header.path), notes)
+    }
+}
+
+/// `path` made absolute against the working directory (checkpoint paths travel to other hosts).
+func absolutePath(_ path: String) -> String {
+    if path.hasPrefix("/") { return path }
+    return FileManager.default.currentDirectoryPath + "/" + path
 }

@@ -19,14 +19,20 @@ public final class RunDirectory {
     private let logFile: UnsafeMutablePointer<FILE>
 
     /// Creates (or, with `overwrite`, reuses) the directory. An existing run is never clobbered
-    /// silently: without `overwrite` a directory holding a run is refused.
-    public init(path: String, overwrite: Bool) throws {
-        if Files.exists(path + "/metrics.jsonl") && !overwrite {
-            throw TrainingError("\(path) already holds a run (metrics.jsonl); choose another --run-dir or pass --overwrite")
+    /// silently: without `overwrite` a directory holding a run is refused. With `resumeAt`, the run
+    /// continues: metrics of later steps (from the interrupted run) are dropped, the log is kept.
+    public init(path: String, overwrite: Bool, resumeAt: Int? = nil) throws {
+        if Files.exists(path + "/metrics.jsonl") && !overwrite && resumeAt == nil {
+            throw TrainingError("\(path) already holds a run (metrics.jsonl); choose another --run-dir, pass --overwrite, or --resume")
         }
         try Files.makeDirectories(path)
-        guard let m = fopen(path + "/metrics.jsonl", "w") else { throw FileError(path + "/metrics.jsonl", "cannot create: \(Files.errnoText())") }
-        guard let l = fopen(path + "/train.log", "w") else {
+        if let step = resumeAt, Files.exists(path + "/metrics.jsonl") {
+            let kept = String(decoding: try Files.read(path + "/metrics.jsonl"), as: UTF8.self).split(separator: "\n")
+                .filter { (RunDirectory.step(of: $0) ?? Int.max) <= step }
+            try Files.writeAtomically(path + "/metrics.jsonl", Array((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8))
+        }
+        guard let m = fopen(path + "/metrics.jsonl", resumeAt == nil ? "w" : "a") else { throw FileError(path + "/metrics.jsonl", "cannot create: \(Files.errnoText())") }
+        guard let l = fopen(path + "/train.log", resumeAt == nil ? "w" : "a") else {
             fclose(m)
             throw FileError(path + "/train.log", "cannot create: \(Files.errnoText())")
         }
@@ -38,6 +44,19 @@ public final class RunDirectory {
     deinit {
         fclose(metrics)
         fclose(logFile)
+    }
+
+    /// The `"step"` of a metrics line.
+    static func step(of line: Substring) -> Int? {
+        guard let r = line.range(of: "\"step\":") else { return nil }
+        return Int(line[r.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// The eval reports of an interrupted run up to `step` (the baseline and earlier phase ends).
+    public func evalReports(upTo step: Int) -> [EvalReport] {
+        guard let bytes = try? Files.read(path + "/eval.json"),
+              let reports = try? JSONDecoder().decode([EvalReport].self, from: Data(bytes)) else { return [] }
+        return reports.filter { ($0.step ?? 0) <= step }
     }
 
     /// Keeps the config text beside the results.

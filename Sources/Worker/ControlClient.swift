@@ -76,6 +76,8 @@ final class ControlClient: @unchecked Sendable {
                         if let r = m.decode(Refusal.self) { mailbox.deliver(refusal: r.reason) } else { channel.noteMalformed() }
                     case .assign:
                         if let a = m.decode(Assignment.self) { mailbox.deliver(assignment: a) } else { channel.noteMalformed() }
+                    case .checkpointNow:
+                        if let c = m.decode(CheckpointNow.self) { mailbox.deliver(checkpointNow: c) } else { channel.noteMalformed() }
                     case .go:
                         if let g = m.decode(Go.self) { mailbox.deliver(go: g) } else { channel.noteMalformed() }
                     case .lease:

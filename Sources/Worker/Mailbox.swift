@@ -34,6 +34,7 @@ final class Mailbox: @unchecked Sendable {
     private(set) var lease: Lease?
     /// The newest generation told to connect.
     private(set) var goGeneration: UInt64 = 0
+    private var checkpointRequest: CheckpointNow?
     private(set) var stop: String?
     private(set) var controlError: String?
     private var outbox: [Outgoing] = []
@@ -63,6 +64,7 @@ final class Mailbox: @unchecked Sendable {
             monitor.broadcast()
         }
     }
+    func deliver(checkpointNow c: CheckpointNow) { monitor.withLock { checkpointRequest = c } }
     func deliver(go g: Go) { monitor.withLock { goGeneration = max(goGeneration, g.generation); monitor.broadcast() } }
     func deliver(stop s: String) {
         let hook = monitor.withLock { () -> (@Sendable () -> Void)? in
@@ -104,10 +106,12 @@ final class Mailbox: @unchecked Sendable {
         return a.leaseEnd
     }
 
-    /// Checkpoint steps of `generation` (the newest word from the coordinator).
-    func checkpointSteps(for generation: UInt64) -> [Int] {
-        if let l = lease, l.generation == generation { return l.checkpointSteps }
-        if let a = assignment, a.generation == generation { return a.checkpointSteps }
-        return []
+    /// Takes a pending request for a checkpoint of `generation` (true once per request).
+    func takeCheckpointRequest(for generation: UInt64) -> Bool {
+        monitor.withLock {
+            guard let r = checkpointRequest, r.generation == generation else { return false }
+            checkpointRequest = nil
+            return true
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Checkpoints
 import Control
 import Features
 import Foundation
@@ -128,10 +129,22 @@ public final class WorkerRuntime {
         let g = a.generation
         log("generation \(g): rank \(a.rank) of \(a.world), steps \(a.startStep)..<\(a.totalSteps)")
         mailbox.setHealth { $0.generation = g; $0.step = a.startStep; $0.state = "connecting" }
+        var optimizerSteps = 0
         if let path = a.resume {
-            throw TrainingError("resuming from a checkpoint (\(path)) is not supported by this worker")
+            do {
+                let header = try CheckpointFile.load(path, into: store)
+                guard header.meta.step == a.startStep, header.meta.configHash == config.hash else {
+                    throw TrainingError("\(path): step \(header.meta.step) and config \(header.meta.configHash) do not match the assignment (step \(a.startStep), config \(config.hash))")
+                }
+                optimizerSteps = header.meta.optimizerStep
+                log("generation \(g): resumed from \(path) (step \(header.meta.step))")
+            } catch {
+                mailbox.post(.failure(FailureReport(workerID: workerID, generation: g, step: a.startStep, reason: "loading \(path): \(error)")))
+                return
+            }
+        } else {
+            store.initialize(seed: config.seed)
         }
-        store.initialize(seed: config.seed)
         // Fence: connect only once every member of the generation has left its previous ring and
         // listens again (a hello sent to a peer's previous listener would be lost).
         mailbox.post(.bound(Bound(workerID: workerID, generation: g)))
@@ -157,6 +170,23 @@ public final class WorkerRuntime {
         }
         let collectives = RingCollectives(group: group)
         let loop = try TrainingLoop(config: config, dataset: dataset, store: store)
+        loop.restoreOptimizerSteps(optimizerSteps)
+        // Rank 0 checkpoints (all ranks hold the same state).
+        var writer: CheckpointWriter?
+        if a.rank == 0 && !a.checkpoint.directory.isEmpty {
+            var options = CheckpointOptions(producer: ProclipInfo.version)
+            options.keepLast = max(1, a.checkpoint.keep)
+            writer = try CheckpointWriter(directory: a.checkpoint.directory, layout: store.layout, options: options)
+        }
+        func report(_ outcomes: [SaveOutcome]) {
+            for o in outcomes {
+                switch o {
+                case .saved(let s): mailbox.post(.checkpoint(CheckpointWritten(step: s.step, path: s.path)))
+                case .failed(let step, let error): log("checkpoint of step \(step) failed: \(error)")
+                }
+            }
+        }
+        defer { if let writer { report(writer.finish()) } }
         var global = a.startStep
         var executor: DistributedExecutor?
         var stats = (compute: 0.0, comm: 0.0, bytes: 0, reduce: 0.0, n: 0)
@@ -198,6 +228,19 @@ public final class WorkerRuntime {
                         stats = (0, 0, 0, 0, 0)
                     } else {
                         mailbox.setHealth { $0.step = o.globalStep }
+                    }
+                    if let writer {
+                        let phaseEnd = o.phaseStep + 1 == o.phase.steps
+                        let every = a.checkpoint.every
+                        if phaseEnd || (every > 0 && o.globalStep % every == 0) || self.mailbox.takeCheckpointRequest(for: g) {
+                            let next = o.phase.position(ofStep: o.phaseStep + 1)
+                            _ = writer.save(store, meta: CheckpointMeta(
+                                step: o.globalStep, phaseIndex: o.phase.index, phaseName: o.phase.config.name, phaseStep: o.phaseStep + 1,
+                                phaseEnd: phaseEnd, epoch: next.epoch, epochStep: next.step, optimizerStep: loop.optimizerSteps, rngState: [],
+                                config: config.text, configHash: config.hash, manifestHash: dataset.manifest.contentHash,
+                                extra: ["world": "\(a.world)", "generation": "\(g)"]))
+                        }
+                        report(writer.takeOutcomes())
                     }
                     if a.rank == 0 {
                         let pc = o.phase.config

@@ -25,6 +25,14 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Seconds without a heartbeat before a worker is declared dead.") var heartbeatTimeout: Double = 10
     @Option(help: "Evaluate on at most this many eval samples.") var evalSamples: Int?
     @Option(help: "Threads for evaluation.") var threads: Int = 1
+    @Option(help: "Checkpoint every N steps (0: only at phase ends and by time).") var checkpointEvery: Int = 100
+    @Option(help: "Also checkpoint at least every M minutes (0: never by time).") var checkpointMinutes: Double = 30
+    @Option(help: "Checkpoints kept besides every phase end.") var keepCheckpoints: Int = 3
+    @Option(help: "Checkpoint directory, on storage rank 0's host can write (default: <run dir>/checkpoints).") var checkpointDir: String?
+    @Flag(help: "Write no checkpoints.") var noCheckpoints = false
+    @Option(help: "Resume from a checkpoint: auto (the newest that verifies; a fresh start when there is none) or a path.")
+    var resume: String?
+    @Flag(help: "Resume even when the checkpoint was trained with another config.") var allowConfigChange = false
     @Flag(help: "Reuse a run directory that already holds a run.") var overwrite = false
     @Flag(help: "Only errors on stderr.") var quiet = false
 
@@ -32,6 +40,7 @@ struct CoordinatorCommand: ParsableCommand {
         if workers < 1 { throw ValidationError("--workers must be at least 1") }
         if let m = minWorkers, m < 1 || m > workers { throw ValidationError("--min-workers must be in 1...--workers") }
         if let m = maxSteps, m < 1 { throw ValidationError("--max-steps must be at least 1") }
+        if checkpointEvery < 0 || keepCheckpoints < 1 { throw ValidationError("--checkpoint-every must be ≥ 0 and --keep-checkpoints ≥ 1") }
     }
 
     func run() throws {
@@ -46,6 +55,13 @@ struct CoordinatorCommand: ParsableCommand {
         options.maxSteps = maxSteps
         options.heartbeatTimeout = heartbeatTimeout
         options.evalSamples = evalSamples
+        options.checkpointEvery = checkpointEvery
+        options.checkpointMinutes = checkpointMinutes
+        options.keepCheckpoints = keepCheckpoints
+        options.checkpointDir = checkpointDir
+        options.noCheckpoints = noCheckpoints
+        options.resume = resume
+        options.allowConfigChange = allowConfigChange
         options.verbose = !quiet
         let server = try CoordinatorServer(options: options)
         target.set { _ in server.requestStop() }

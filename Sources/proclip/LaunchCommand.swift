@@ -30,6 +30,8 @@ struct LaunchCommand: ParsableCommand {
     @Option(help: "Dataset directory (default: the config's data.path).") var data: String?
     @Option(help: "Go on with fewer workers when some die (default: all of them are needed).") var minWorkers: Int?
     @Option(help: "Control port (default: a free one).") var port: Int?
+    @Option(help: "Resume from a checkpoint: auto (the newest that verifies) or a path.") var resume: String?
+    @Option(help: "Checkpoint every N steps (0: only at phase ends and by time).") var checkpointEvery: Int?
     @Flag(help: "Reuse a run directory that already holds a run.") var overwrite = false
     @Flag(help: "No live progress line.") var quiet = false
 
@@ -45,13 +47,15 @@ struct LaunchCommand: ParsableCommand {
         let job = try JobConfig.load(path: config)
         let dir = runDir ?? "runs/\(job.name)"
         try Files.makeDirectories(dir)
-        if Files.exists(dir + "/metrics.jsonl") && !overwrite {
-            throw ValidationError("\(dir) already holds a run (metrics.jsonl); choose another --run-dir or pass --overwrite")
+        if Files.exists(dir + "/metrics.jsonl") && !overwrite && resume == nil {
+            throw ValidationError("\(dir) already holds a run (metrics.jsonl); choose another --run-dir, pass --overwrite, or --resume auto")
         }
         let exe = selfExecutable()
         let endpoint = "tcp://127.0.0.1:\(try port ?? freePort())"
         var coordArgs = ["coordinator", "--config", config, "--listen", endpoint, "--workers", "\(workers)", "--run-dir", dir,
-                         "--min-workers", "\(minWorkers ?? workers)", "--overwrite"]
+                         "--min-workers", "\(minWorkers ?? workers)"]
+        coordArgs += resume.map { ["--resume", $0] } ?? ["--overwrite"]
+        if let c = checkpointEvery { coordArgs += ["--checkpoint-every", "\(c)"] }
         if let m = maxSteps { coordArgs += ["--max-steps", "\(m)"] }
         if let d = data { coordArgs += ["--data", d] }
         let perWorker = threads ?? max(1, cpuCount() / workers)
@@ -101,7 +105,8 @@ struct LaunchCommand: ParsableCommand {
             if let r = try? status.query(timeout: 0.3) {
                 for e in r.events where e.time > lastEvent {
                     lastEvent = e.time
-                    if e.text.hasPrefix("phase ") || e.text.hasPrefix("after ") || e.text.hasPrefix("generation ") || e.text.hasPrefix("dead") {
+                    if e.text.hasPrefix("phase ") || e.text.hasPrefix("after ") || e.text.hasPrefix("generation ") || e.text.hasPrefix("dead")
+                        || e.text.hasPrefix("resume") {
                         progress.finishLine()
                         if !quiet { printError(e.text) }
                     }
