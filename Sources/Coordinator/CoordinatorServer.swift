@@ -74,6 +74,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     var smoothedRate: Double?
     let resumeNotes: [String]
     let resumeStep: Int?
+    var lostMetrics: String?
     private var stopFlag = Monitor()
     private var stopRequested = false
 
@@ -97,6 +98,7 @@ public final class CoordinatorServer: @unchecked Sendable {
                                config: config.text, configHash: config.hash, manifestHash: dataset.manifest.contentHash)
         var resumeNotes: [String] = []
         var resumeStep: Int?
+        var resumeMetrics: String?
         if let resume = options.resume {
             let chosen = try CoordinatorServer.chooseCheckpoint(resume, directory: checkpointDir, config: config,
                                                                 manifestHash: dataset.manifest.contentHash,
@@ -105,10 +107,12 @@ public final class CoordinatorServer: @unchecked Sendable {
             if let (step, path) = chosen.checkpoint {
                 core.resume(from: step, path: path)
                 resumeStep = step
+                resumeMetrics = chosen.metricsLine
             }
         }
         self.resumeNotes = resumeNotes
         self.resumeStep = resumeStep
+        _ = resumeMetrics
         context = try ZmqContext(ioThreads: 1)
         let socket = try context.socket(.router)
         try socket.set(.linger(milliseconds: 1000))
@@ -124,6 +128,29 @@ public final class CoordinatorServer: @unchecked Sendable {
         channel = ControlSocket(socket: socket, accepting: ControlLimits.coordinatorAccepts)
         run = try RunDirectory(path: options.runDir, overwrite: options.overwrite, resumeAt: resumeStep)
         try run.saveConfig(config.text)
+        if let step = resumeStep {
+            // Reports still in flight when the job died never reached metrics.jsonl; the checkpoint
+            // carries the line of its own step.
+            // Every checkpoint carries the lines since the one before: together they cover the
+            // reports the coordinator had not received when the job died.
+            var carried: [Substring] = []
+            if !checkpointDir.isEmpty, let entries = try? CheckpointDirectory(checkpointDir).entries() {
+                for e in entries where e.step < step {
+                    if let h = try? CheckpointFile.readHeader(CheckpointDirectory(checkpointDir).file(e.name)) {
+                        carried += (h.meta.extra["metrics"] ?? "").split(separator: "\n")
+                    }
+                }
+            }
+            carried += (resumeMetrics ?? "").split(separator: "\n")
+            var last = run.lastMetricsStep ?? 0
+            for line in carried.sorted(by: { (RunDirectory.step(of: $0) ?? 0) < (RunDirectory.step(of: $1) ?? 0) }) {
+                if let s = RunDirectory.step(of: line), s == last + 1, s <= step {
+                    run.appendMetrics(String(line))
+                    last = s
+                }
+            }
+            if last < step { lostMetrics = "resume: metrics of steps \(last + 1)…\(step) were lost with the interrupted run" }
+        }
     }
 
     /// The endpoint actually bound (a wildcard port resolved).
@@ -148,6 +175,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
         try? run.writeEval(reports)
         for note in resumeNotes { record(note) }
+        if let lost = lostMetrics { record(lost) }
         if let step = resumeStep, step >= core.totalSteps, let path = core.checkpoint?.path {
             return finishFromCheckpoint(path, step: step)
         }
@@ -306,7 +334,7 @@ extension CoordinatorServer {
     /// back past corrupt ones, each named in a note; none at all means a fresh start), a path takes
     /// that file. A checkpoint of another dataset is refused; of another config too, unless allowed.
     static func chooseCheckpoint(_ resume: String, directory: String, config: JobConfig, manifestHash: String,
-                                 allowConfigChange: Bool) throws -> (checkpoint: (Int, String)?, notes: [String]) {
+                                 allowConfigChange: Bool) throws -> (checkpoint: (Int, String)?, notes: [String], metricsLine: String?) {
         var notes: [String] = []
         let header: CheckpointHeader
         if resume == "auto" {
@@ -315,7 +343,7 @@ extension CoordinatorServer {
             notes += selection.warnings.map { "resume: \($0)" }
             guard let h = selection.header else {
                 notes.append("resume: no checkpoint in \(directory); starting from step 0")
-                return (nil, notes)
+                return (nil, notes, nil)
             }
             header = h
         } else {
@@ -336,7 +364,7 @@ extension CoordinatorServer {
             throw TrainingError("\(header.path): the checkpoint's model \(header.model) differs from the config's \(config.model)")
         }
         notes.append("resume: from \(header.path) (step \(meta.step), phase '\(meta.phaseName)', epoch \(meta.epoch) step \(meta.epochStep))")
-        return ((meta.step, header.path), notes)
+        return ((meta.step, header.path), notes, meta.extra["metrics"])
     }
 }
 

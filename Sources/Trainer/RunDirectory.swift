@@ -46,8 +46,14 @@ public final class RunDirectory {
         fclose(logFile)
     }
 
+    /// The step of the last line of metrics.jsonl.
+    public var lastMetricsStep: Int? {
+        guard let bytes = try? Files.read(path + "/metrics.jsonl") else { return nil }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").last.flatMap { RunDirectory.step(of: $0) }
+    }
+
     /// The `"step"` of a metrics line.
-    static func step(of line: Substring) -> Int? {
+    public static func step(of line: Substring) -> Int? {
         guard let r = line.range(of: "\"step\":") else { return nil }
         return Int(line[r.upperBound...].prefix { $0.isNumber })
     }

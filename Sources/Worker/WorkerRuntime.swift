@@ -187,6 +187,9 @@ public final class WorkerRuntime {
             }
         }
         defer { if let writer { report(writer.finish()) } }
+        // Metrics lines since the last checkpoint travel in the next one, so a resumed run can
+        // restore the lines the coordinator had not received when the job died.
+        var recentMetrics: [String] = []
         var global = a.startStep
         var executor: DistributedExecutor?
         var stats = (compute: 0.0, comm: 0.0, bytes: 0, reduce: 0.0, n: 0)
@@ -230,6 +233,7 @@ public final class WorkerRuntime {
                         mailbox.setHealth { $0.step = o.globalStep }
                     }
                     if let writer {
+                        recentMetrics.append(o.json)
                         let phaseEnd = o.phaseStep + 1 == o.phase.steps
                         let every = a.checkpoint.every
                         if phaseEnd || (every > 0 && o.globalStep % every == 0) || self.mailbox.takeCheckpointRequest(for: g) {
@@ -238,7 +242,8 @@ public final class WorkerRuntime {
                                 step: o.globalStep, phaseIndex: o.phase.index, phaseName: o.phase.config.name, phaseStep: o.phaseStep + 1,
                                 phaseEnd: phaseEnd, epoch: next.epoch, epochStep: next.step, optimizerStep: loop.optimizerSteps, rngState: [],
                                 config: config.text, configHash: config.hash, manifestHash: dataset.manifest.contentHash,
-                                extra: ["world": "\(a.world)", "generation": "\(g)"]))
+                                extra: ["world": "\(a.world)", "generation": "\(g)", "metrics": recentMetrics.joined(separator: "\n")]))
+                            recentMetrics.removeAll(keepingCapacity: true)
                         }
                         report(writer.takeOutcomes())
                     }
