@@ -203,6 +203,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             directives += core.onTick(now: t)
             if let code = execute(directives) { exitCode = code }
         }
+        run.flushMetrics()
         // Let the stop messages leave before the socket closes.
         Thread.sleep(forTimeInterval: 0.2)
         return exitCode!
@@ -251,13 +252,15 @@ public final class CoordinatorServer: @unchecked Sendable {
             _ = try? channel.send(.lease, Lease(generation: core.generation, leaseEnd: core.leaseEnd),
                                   generation: core.generation, to: peer)
         case .stepReport:
-            guard let r = m.decode(StepReport.self) else { channel.noteMalformed(); return nil }
-            if r.generation == core.generation {
-                run.appendMetrics(r.json)
-                for (k, v) in r.loss { smoothed[k] = smoothed[k].map { 0.9 * $0 + 0.1 * v } ?? v }
-                smoothedRate = smoothedRate.map { 0.9 * $0 + 0.1 * r.samplesPerSecond } ?? r.samplesPerSecond
+            guard let batch = m.decode([StepReport].self), !batch.isEmpty else { channel.noteMalformed(); return nil }
+            for r in batch {
+                if r.generation == core.generation {
+                    run.appendMetrics(r.json)
+                    for (k, v) in r.loss { smoothed[k] = smoothed[k].map { 0.9 * $0 + 0.1 * v } ?? v }
+                    smoothedRate = smoothedRate.map { 0.9 * $0 + 0.1 * r.samplesPerSecond } ?? r.samplesPerSecond
+                }
+                ds += core.onStepReport(r, now: t)
             }
-            ds = core.onStepReport(r, now: t)
         case .failure:
             guard let f = m.decode(FailureReport.self) else { channel.noteMalformed(); return nil }
             ds = core.onFailure(f, now: t)

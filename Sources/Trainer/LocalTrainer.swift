@@ -101,6 +101,7 @@ public final class LocalTrainer {
         if done < plan.totalSteps, let (phase, k) = plan.locate(globalStep: done), k > 0 {
             try evaluate(phase, done, stopped: true)
         }
+        run.flushMetrics()
         try run.writeParameters(store, name: "final.safetensors", config: config, step: done)
         run.log("done: \(done) steps in \(ProgressLine.duration(MonotonicClock.now() - started)); final.safetensors written")
         return reports

@@ -17,6 +17,7 @@ public final class RunDirectory {
     public let path: String
     private let metrics: UnsafeMutablePointer<FILE>
     private let logFile: UnsafeMutablePointer<FILE>
+    private var lastFlush = 0.0
 
     /// Creates (or, with `overwrite`, reuses) the directory. An existing run is never clobbered
     /// silently: without `overwrite` a directory holding a run is refused. With `resumeAt`, the run
@@ -42,6 +43,7 @@ public final class RunDirectory {
     }
 
     deinit {
+        fflush(metrics)
         fclose(metrics)
         fclose(logFile)
     }
@@ -68,11 +70,22 @@ public final class RunDirectory {
     /// Keeps the config text beside the results.
     public func saveConfig(_ text: String) throws { try Files.writeAtomically(path + "/config.yaml", Array(text.utf8)) }
 
-    /// Appends one metrics line (flushed, so a crash loses at most the line being written).
+    /// Appends one metrics line. Lines reach the file at least every half second (`flushMetrics`
+    /// is called on the way out), so a crash loses at most the last half second of lines.
     public func appendMetrics(_ json: String) {
         fputs(json, metrics)
         fputs("\n", metrics)
+        let now = MonotonicClock.now()
+        if now - lastFlush >= 0.5 {
+            fflush(metrics)
+            lastFlush = now
+        }
+    }
+
+    /// Writes buffered metrics lines out now.
+    public func flushMetrics() {
         fflush(metrics)
+        lastFlush = MonotonicClock.now()
     }
 
     /// Appends a line to train.log.
@@ -84,6 +97,7 @@ public final class RunDirectory {
 
     /// Rewrites eval.json with every report so far.
     public func writeEval(_ reports: [EvalReport]) throws {
+        flushMetrics()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(reports)

@@ -1,4 +1,5 @@
 import Control
+import Trainer
 import Foundation
 import Tensors
 import Ring
@@ -97,7 +98,22 @@ final class ControlClient: @unchecked Sendable {
                                                        computeSeconds: h.computeSeconds, commSeconds: h.commSeconds,
                                                        allreduceGBs: h.allreduceGBs), generation: h.generation, step: h.step)
             }
-            for out in mailbox.takeOutbox() { try send(out, on: channel) }
+            // Step reports travel in batches (one message per wake-up of this thread, every ≤ 20 ms),
+            // so the coordinator handles a few messages a second however short the steps are.
+            var reports: [StepReport] = []
+            for out in mailbox.takeOutbox() {
+                if case .stepReport(let r) = out {
+                    reports.append(r)
+                    continue
+                }
+                if case .stepOutcome(let o, let g) = out {
+                    reports.append(StepReport(outcome: o, generation: g))
+                    continue
+                }
+                if !reports.isEmpty { try channel.send(.stepReport, reports, generation: reports[0].generation, step: reports.last!.step); reports = [] }
+                try send(out, on: channel)
+            }
+            if !reports.isEmpty { try channel.send(.stepReport, reports, generation: reports[0].generation, step: reports.last!.step) }
             if now - lastHeard > silenceLimit && mailbox.monitor.withLock({ mailbox.stop == nil }) {
                 mailbox.deliver(controlError: "no word from the coordinator at \(endpoint) for \(Int(silenceLimit)) s")
                 lastHeard = now
@@ -109,7 +125,8 @@ final class ControlClient: @unchecked Sendable {
         switch out {
         case .ready(let r): try channel.send(.ready, r)
         case .bound(let b): try channel.send(.bound, b, generation: b.generation)
-        case .stepReport(let r): try channel.send(.stepReport, r, generation: r.generation, step: r.step)
+        case .stepReport(let r): try channel.send(.stepReport, [r], generation: r.generation, step: r.step)
+        case .stepOutcome(let o, let g): try channel.send(.stepReport, [StepReport(outcome: o, generation: g)], generation: g, step: o.globalStep)
         case .failure(let f): try channel.send(.failure, f, generation: f.generation, step: f.step)
         case .checkpoint(let c): try channel.send(.checkpointWritten, c, step: c.step)
         case .leave(let l): try channel.send(.leave, l)
@@ -121,5 +138,17 @@ final class ControlClient: @unchecked Sendable {
                 try channel.sendRaw(.paramsChunk, Array(bytes[lo..<hi]), step: header.step, chunk: k)
             }
         }
+    }
+}
+
+extension StepReport {
+    /// The report of a finished step.
+    init(outcome o: StepOutcome, generation g: UInt64) {
+        let pc = o.phase.config
+        self.init(generation: g, step: o.globalStep, phase: o.phase.index, epoch: o.phase.position(ofStep: o.phaseStep).epoch,
+                  loss: Dictionary(uniqueKeysWithValues: o.terms.named(pc.kind)),
+                  lr: Dictionary(uniqueKeysWithValues: pc.train.groups.map { ($0.name, (pc.optimizer.lr[$0] ?? 0) * o.lrFactor) }),
+                  logitScale: o.logitScale, gradNorm: o.gradNorm, samplesPerSecond: Double(pc.batch) / o.seconds,
+                  stepSeconds: o.seconds, json: o.json)
     }
 }

@@ -1,4 +1,5 @@
 import Control
+import Trainer
 import Ring
 import Wire
 
@@ -11,6 +12,8 @@ final class Mailbox: @unchecked Sendable {
         case ready(Ready)
         case bound(Bound)
         case stepReport(StepReport)
+        /// A finished step, formatted into a `StepReport` by the control thread.
+        case stepOutcome(StepOutcome, generation: UInt64)
         case failure(FailureReport)
         case params(ParamsHeader, [UInt8])
         case checkpoint(CheckpointWritten)

@@ -189,7 +189,7 @@ public final class WorkerRuntime {
         defer { if let writer { report(writer.finish()) } }
         // Metrics lines since the last checkpoint travel in the next one, so a resumed run can
         // restore the lines the coordinator had not received when the job died.
-        var recentMetrics: [String] = []
+        var recentMetrics: [StepOutcome] = []
         var global = a.startStep
         var executor: DistributedExecutor?
         var stats = (compute: 0.0, comm: 0.0, bytes: 0, reduce: 0.0, n: 0)
@@ -233,7 +233,7 @@ public final class WorkerRuntime {
                         mailbox.setHealth { $0.step = o.globalStep }
                     }
                     if let writer {
-                        recentMetrics.append(o.json)
+                        recentMetrics.append(o)
                         let phaseEnd = o.phaseStep + 1 == o.phase.steps
                         let every = a.checkpoint.every
                         if phaseEnd || (every > 0 && o.globalStep % every == 0) || self.mailbox.takeCheckpointRequest(for: g) {
@@ -242,20 +242,13 @@ public final class WorkerRuntime {
                                 step: o.globalStep, phaseIndex: o.phase.index, phaseName: o.phase.config.name, phaseStep: o.phaseStep + 1,
                                 phaseEnd: phaseEnd, epoch: next.epoch, epochStep: next.step, optimizerStep: loop.optimizerSteps, rngState: [],
                                 config: config.text, configHash: config.hash, manifestHash: dataset.manifest.contentHash,
-                                extra: ["world": "\(a.world)", "generation": "\(g)", "metrics": recentMetrics.joined(separator: "\n")]))
+                                extra: ["world": "\(a.world)", "generation": "\(g)", "metrics": recentMetrics.map(\.json).joined(separator: "\n")]))
                             recentMetrics.removeAll(keepingCapacity: true)
                         }
                         report(writer.takeOutcomes())
                     }
-                    if a.rank == 0 {
-                        let pc = o.phase.config
-                        mailbox.post(.stepReport(StepReport(
-                            generation: g, step: o.globalStep, phase: o.phase.index, epoch: o.phase.position(ofStep: o.phaseStep).epoch,
-                            loss: Dictionary(uniqueKeysWithValues: o.terms.named(pc.kind)),
-                            lr: Dictionary(uniqueKeysWithValues: pc.train.groups.map { ($0.name, (pc.optimizer.lr[$0] ?? 0) * o.lrFactor) }),
-                            logitScale: o.logitScale, gradNorm: o.gradNorm, samplesPerSecond: Double(pc.batch) / o.seconds,
-                            stepSeconds: o.seconds, json: o.json)))
-                    }
+                    // The report is formatted on the control thread, off this critical path.
+                    if a.rank == 0 { mailbox.post(.stepOutcome(o, generation: g)) }
                 }, onPhaseEnd: { phase, step in
                     if a.rank == 0 && step < a.totalSteps { self.upload(store, step: step, phase: phase.index, final: false) }
                 }, shouldStop: { self.mailbox.monitor.withLock(superseded) })

@@ -11,7 +11,8 @@ import Worker
 
 /// `proclip bench job`: what the coordinator costs. The same steps of a config run twice with W
 /// worker processes on this host: once under a coordinator (`proclip launch`: registration,
-/// leases, heartbeats, per-step reports), once as a bare ring with no coordinator at all. Steps
+/// leases, heartbeats, per-step reports; periodic checkpoints off, as the bare ring has none),
+/// once as a bare ring with no coordinator at all. Steps
 /// per second are measured over the same steps (after a warm-up), repeated, in alternating order.
 struct BenchJob: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -43,7 +44,7 @@ struct BenchJob: ParsableCommand {
                     let dir = "\(tmp)/launch-\(r)"
                     let p = try LoggedProcess(executable: exe, arguments: [
                         "launch", "--config", config, "--workers", "\(workers)", "--max-steps", "\(steps)", "--run-dir", dir,
-                        "--overwrite", "--quiet", "--threads", "\(threads)"], log: "\(tmp)/launch-\(r).log")
+                        "--overwrite", "--quiet", "--threads", "\(threads)", "--checkpoint-every", "0"], log: "\(tmp)/launch-\(r).log")
                     guard p.wait(timeout: 3600) == .exited(0) else { throw ValidationError("launch failed; see \(tmp)/launch-\(r).log") }
                     withCoordinator.append(try stepsPerSecond(metrics: dir + "/metrics.jsonl"))
                 } else {

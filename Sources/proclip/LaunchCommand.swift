@@ -77,6 +77,7 @@ struct LaunchCommand: ParsableCommand {
         var stopping = false
         var stopSent = 0.0
         var lastEvent = 0.0
+        var lastQuery = 0.0
         var result: ExitStatus?
         while result == nil {
             usleep(200_000)
@@ -102,6 +103,10 @@ struct LaunchCommand: ParsableCommand {
                     coordinator.send(signal: SIGTERM)
                 }
             }
+            // The progress line wants fresh numbers; without it, events every few seconds will do (and
+            // the coordinator, on the training hosts' cores, answers fewer questions).
+            if now - lastQuery < (quiet ? 3 : 0.2) { continue }
+            lastQuery = now
             if let r = try? status.query(timeout: 0.3) {
                 for e in r.events where e.time > lastEvent {
                     lastEvent = e.time
