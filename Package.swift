@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["CLZ4", "Tensors", "Model"], swiftSettings: numeric),
         .target(name: "JobConfig", dependencies: ["Model", "Features", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
         .target(name: "Wire", dependencies: ["CZmq"], swiftSettings: v5),
-        .target(name: "Ring", dependencies: ["Wire"], swiftSettings: v5),
+        .target(name: "Ring", dependencies: ["Wire", "Tensors"], swiftSettings: v5),
         .target(name: "Spawn", swiftSettings: v5),
         .target(name: "Control", dependencies: ["Wire"], swiftSettings: v5),
         .target(name: "Coordinator", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors", "Checkpoints"], swiftSettings: v5),

@@ -103,7 +103,7 @@ public final class CheckpointWriter: @unchecked Sendable {
     public var snapshotBytes: Int { snapshot.plan.dataBytes }
 
     /// Whether a save is still copying or writing.
-    public var isBusy: Bool { monitor.locked { writing } }
+    public var isBusy: Bool { monitor.withLock { writing } }
 
     /// Saves `store` at `meta`: waits for the previous save's write, copies the state on this
     /// thread (all `Parallel` threads helping), starts the write in the background, returns.
@@ -123,7 +123,7 @@ public final class CheckpointWriter: @unchecked Sendable {
     @discardableResult
     public func beginSave(_ store: ParameterStore, meta: CheckpointMeta) -> Double {
         let waited = waitIdle()
-        monitor.locked { snapshotReady = false }
+        monitor.withLock { snapshotReady = false }
         start(meta: meta, copyFrom: store, snapshotSeconds: 0)
         return waited
     }
@@ -133,13 +133,13 @@ public final class CheckpointWriter: @unchecked Sendable {
     @discardableResult
     public func waitForSnapshot() -> Double {
         let t0 = MonotonicClock.now()
-        monitor.locked { monitor.wait { snapshotReady } }
+        monitor.withLock { monitor.wait { snapshotReady } }
         return MonotonicClock.now() - t0
     }
 
     /// Outcomes of the saves finished since the last call.
     public func takeOutcomes() -> [SaveOutcome] {
-        monitor.locked {
+        monitor.withLock {
             defer { outcomes = [] }
             return outcomes
         }
@@ -154,14 +154,14 @@ public final class CheckpointWriter: @unchecked Sendable {
     @discardableResult
     private func waitIdle() -> Double {
         let t0 = MonotonicClock.now()
-        monitor.locked { monitor.wait { !writing } }
+        monitor.withLock { monitor.wait { !writing } }
         thread?.join()
         thread = nil
         return MonotonicClock.now() - t0
     }
 
     private func start(meta: CheckpointMeta, copyFrom store: ParameterStore?, snapshotSeconds: Double) {
-        monitor.locked { writing = true }
+        monitor.withLock { writing = true }
         let facts = FileFacts(model: snapshot.plan.layout.shape, byteShuffle: options.byteShuffle,
                               created: CheckpointFormat.now(), producer: options.producer)
         thread = JoinableThread { [self] in
@@ -170,14 +170,14 @@ public final class CheckpointWriter: @unchecked Sendable {
                 let t0 = MonotonicClock.now()
                 snapshot.fill(from: store, parallel: false)
                 copy = MonotonicClock.now() - t0
-                monitor.locked {
+                monitor.withLock {
                     snapshotReady = true
                     monitor.broadcast()
                 }
             }
             lowerThreadPriority(options.backgroundNice)
             let outcome = write(meta: meta, facts: facts, snapshotSeconds: copy, cpuBefore: threadCPUSeconds())
-            monitor.locked {
+            monitor.withLock {
                 outcomes.append(outcome)
                 writing = false
                 monitor.broadcast()

@@ -1,3 +1,4 @@
+import Tensors
 import Synchronization
 import Wire
 #if canImport(Glibc)

@@ -1,47 +1,7 @@
+import Tensors
 import Wire
-#if canImport(Glibc)
-import Glibc
-#endif
 
-/// A mutex with one condition variable on the monotonic clock: the blocking primitive of the
-/// in-memory transport, the bucket reducer and the worker's mailbox. Waits take a deadline.
-public final class Monitor: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-
-    public init() {
-        pthread_mutex_init(mutex, nil)
-        var attr = pthread_condattr_t()
-        pthread_condattr_init(&attr)
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        pthread_cond_init(condition, &attr)
-        pthread_condattr_destroy(&attr)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
-    }
-
-    @inline(__always) public func lock() { pthread_mutex_lock(mutex) }
-    @inline(__always) public func unlock() { pthread_mutex_unlock(mutex) }
-
-    @inline(__always) public func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        lock()
-        defer { unlock() }
-        return try body()
-    }
-
+extension Monitor {
     /// With the lock held: waits for a `broadcast` or until `deadline`; false once it passed.
-    public func wait(until deadline: Deadline) -> Bool {
-        if deadline.hasPassed { return false }
-        var ts = timespec(tv_sec: Int(deadline.nanoseconds / 1_000_000_000), tv_nsec: Int(deadline.nanoseconds % 1_000_000_000))
-        _ = pthread_cond_timedwait(condition, mutex, &ts)
-        return !deadline.hasPassed
-    }
-
-    /// Wakes every waiter.
-    @inline(__always) public func broadcast() { pthread_cond_broadcast(condition) }
+    public func wait(until deadline: Deadline) -> Bool { wait(untilMonotonicNanoseconds: deadline.nanoseconds) }
 }

@@ -1,3 +1,4 @@
+import Tensors
 import Control
 import Trainer
 import Ring

@@ -13,35 +13,6 @@ final class DistributedTests: XCTestCase {
         return dir
     }
 
-    /// Parameters of a run's final.safetensors as one vector per tensor.
-    func parameters(_ dir: String) throws -> [String: [Float]] {
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/final.safetensors"))
-        let n = Int(bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
-        let header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + n))) as? [String: Any])
-        var out: [String: [Float]] = [:]
-        for (name, v) in header where name != "__metadata__" {
-            let info = v as! [String: Any]
-            let range = info["data_offsets"] as! [Int]
-            let slice = bytes.subdata(in: (8 + n + range[0])..<(8 + n + range[1]))
-            out[name] = slice.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        }
-        return out
-    }
-
-    func relativeDifference(_ a: [String: [Float]], _ b: [String: [Float]]) -> (whole: Double, worst: Double) {
-        var num = 0.0, den = 0.0, worst = 0.0
-        for (k, x) in b {
-            let y = a[k] ?? []
-            guard x.count == y.count else { return (.infinity, .infinity) }
-            var n = 0.0, d = 0.0
-            for i in x.indices { n += Double(x[i] - y[i]) * Double(x[i] - y[i]); d += Double(x[i]) * Double(x[i]) }
-            num += n
-            den += d
-            worst = max(worst, d > 0 ? (n / d).squareRoot() : n.squareRoot())
-        }
-        return ((num / den).squareRoot(), worst)
-    }
-
     /// The demo config trained for 20 steps with 1, 2, 3 and 4 workers gives the parameters of one
     /// process (relative difference ≤ 1e-5; one worker: bit for bit).
     func testWorkerCountDoesNotChangeTheResult() throws {
@@ -49,13 +20,13 @@ final class DistributedTests: XCTestCase {
         let t = try runProcess(proclipExecutable, ["train", "--config", "Configs/demo.yaml", "--max-steps", "20", "--run-dir", reference,
                                                    "--overwrite", "--quiet", "--threads", "1"])
         XCTAssertEqual(t.status, 0, t.stderr)
-        let want = try parameters(reference)
+        let want = try loadTensors(reference + "/final.safetensors")
         for w in 1...4 {
             let dir = tempDir("exact-\(w)")
             let r = try runProcess(proclipExecutable, ["launch", "--config", "Configs/demo.yaml", "--workers", "\(w)", "--max-steps", "20",
                                                        "--run-dir", dir, "--overwrite", "--quiet", "--threads", "1"])
             XCTAssertEqual(r.status, 0, "\(w) workers: \(r.stderr)\n" + ((try? String(contentsOfFile: dir + "/coordinator.log", encoding: .utf8)) ?? ""))
-            let got = try parameters(dir)
+            let got = try loadTensors(dir + "/final.safetensors")
             let (whole, worst) = relativeDifference(got, want)
             XCTAssertLessThanOrEqual(worst, 1e-5, "\(w) workers: worst tensor \(worst), whole \(whole)")
             if w == 1 { XCTAssertEqual(whole, 0, "one worker runs exactly the single-process step") }

@@ -56,31 +56,7 @@ final class MultiHostTests: XCTestCase {
         let single = try runProcess(proclipExecutable, ["train", "--config", "Configs/demo.yaml", "--max-steps", "60",
                                                         "--run-dir", dir + "/single", "--overwrite", "--quiet", "--threads", "1"])
         XCTAssertEqual(single.status, 0, single.stderr)
-        let (whole, worst) = try compareParameters(dir + "/run/final.safetensors", dir + "/single/final.safetensors")
+        let (whole, worst) = relativeDifference(try loadTensors(dir + "/run/final.safetensors"), try loadTensors(dir + "/single/final.safetensors"))
         XCTAssertLessThanOrEqual(worst, 1e-5, "across hosts vs one process: worst tensor \(worst), whole \(whole)")
-    }
-
-    func compareParameters(_ a: String, _ b: String) throws -> (Double, Double) {
-        func load(_ path: String) throws -> [String: [Float]] {
-            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-            let n = Int(bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
-            let header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + n))) as? [String: Any])
-            var out: [String: [Float]] = [:]
-            for (name, v) in header where name != "__metadata__" {
-                let range = (v as! [String: Any])["data_offsets"] as! [Int]
-                out[name] = bytes.subdata(in: (8 + n + range[0])..<(8 + n + range[1])).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-            }
-            return out
-        }
-        let x = try load(a), y = try load(b)
-        var num = 0.0, den = 0.0, worst = 0.0
-        for (k, v) in y {
-            let u = try XCTUnwrap(x[k])
-            var n = 0.0, d = 0.0
-            for i in v.indices { n += Double(u[i] - v[i]) * Double(u[i] - v[i]); d += Double(v[i]) * Double(v[i]) }
-            num += n; den += d
-            worst = max(worst, d > 0 ? (n / d).squareRoot() : n.squareRoot())
-        }
-        return ((num / den).squareRoot(), worst)
     }
 }

@@ -105,27 +105,8 @@ final class ResumeTests: XCTestCase {
 
         let r = try launch("Configs/demo.yaml", workers: 3, runDir: cut, extra: extra + ["--resume", "auto"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        let a = try parameters(cut + "/final.safetensors"), b = try parameters(full + "/final.safetensors")
-        var worst = 0.0
-        for (k, v) in b {
-            let u = try XCTUnwrap(a[k])
-            var n = 0.0, d = 0.0
-            for i in v.indices { n += Double(u[i] - v[i]) * Double(u[i] - v[i]); d += Double(v[i]) * Double(v[i]) }
-            worst = max(worst, d > 0 ? (n / d).squareRoot() : n.squareRoot())
-        }
+        let (_, worst) = relativeDifference(try loadTensors(cut + "/final.safetensors"), try loadTensors(full + "/final.safetensors"))
         XCTAssertLessThanOrEqual(worst, 1e-5, "2 workers, then 3 after the resume: worst tensor \(worst)")
-    }
-
-    func parameters(_ path: String) throws -> [String: [Float]] {
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-        let n = Int(bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
-        let header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + n))) as? [String: Any])
-        var out: [String: [Float]] = [:]
-        for (name, v) in header where name != "__metadata__" {
-            let range = (v as! [String: Any])["data_offsets"] as! [Int]
-            out[name] = bytes.subdata(in: (8 + n + range[0])..<(8 + n + range[1])).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        }
-        return out
     }
 
     /// Ctrl-C (SIGINT to launch, SIGTERM to the coordinator): rank 0 checkpoints the step it is on,

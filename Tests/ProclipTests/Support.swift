@@ -55,3 +55,30 @@ func runProcess(_ executable: String, _ arguments: [String], timeout: TimeInterv
     return Finished(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
                     stderr: String(decoding: errBox.data, as: UTF8.self))
 }
+
+/// The float32 tensors of a safetensors file (a run's final.safetensors), by name.
+func loadTensors(_ path: String) throws -> [String: [Float]] {
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+    let n = Int(bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+    let header = try XCTUnwrap(JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + n))) as? [String: Any])
+    var out: [String: [Float]] = [:]
+    for (name, v) in header where name != "__metadata__" {
+        let range = try XCTUnwrap((v as? [String: Any])?["data_offsets"] as? [Int])
+        out[name] = bytes.subdata(in: (8 + n + range[0])..<(8 + n + range[1])).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+    return out
+}
+
+/// ‖a − b‖ / ‖b‖ over every tensor together (`whole`) and the largest for one tensor (`worst`).
+func relativeDifference(_ a: [String: [Float]], _ b: [String: [Float]]) -> (whole: Double, worst: Double) {
+    var num = 0.0, den = 0.0, worst = 0.0
+    for (k, x) in b {
+        guard let y = a[k], y.count == x.count else { return (.infinity, .infinity) }
+        var n = 0.0, d = 0.0
+        for i in x.indices { n += Double(x[i] - y[i]) * Double(x[i] - y[i]); d += Double(x[i]) * Double(x[i]) }
+        num += n
+        den += d
+        worst = max(worst, d > 0 ? (n / d).squareRoot() : n.squareRoot())
+    }
+    return ((num / den).squareRoot(), worst)
+}

@@ -2,39 +2,6 @@
 import Glibc
 #endif
 
-/// A mutex with one condition variable, for the little state the writer shares with its thread.
-final class Monitor: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-
-    init() {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(cond, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        cond.deallocate()
-        mutex.deallocate()
-    }
-
-    /// Runs `body` holding the lock.
-    func locked<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
-
-    /// Waits, holding the lock, until `ready()` is true (call inside `locked`).
-    func wait(until ready: () -> Bool) {
-        while !ready() { pthread_cond_wait(cond, mutex) }
-    }
-
-    /// Wakes every waiter (call inside `locked`).
-    func broadcast() { pthread_cond_broadcast(cond) }
-}
-
 /// A joinable thread running `body`.
 final class JoinableThread {
     private var thread = pthread_t()
