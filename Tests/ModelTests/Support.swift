@@ -85,16 +85,6 @@ func checkDirectionalDerivative(
     }
 }
 
-extension Slab64 {
-    /// A slab holding a copy of `values`.
-    convenience init(_ values: [Double]) {
-        self.init(count: values.count)
-        for (i, v) in values.enumerated() { base[i] = v }
-    }
-
-    func toArray() -> [Double] { Array(UnsafeBufferPointer(start: base, count: count)) }
-}
-
 /// Central-difference check in float64 (for the loss side): perturbs `x` by ±h·d along random
 /// directions and compares with ⟨grad, d⟩.
 func checkDirectionalDerivative64(
