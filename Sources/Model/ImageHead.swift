@@ -50,8 +50,10 @@ public final class ImageHead {
 
     /// Backward from du (N, E) given the `out` of the matching forward with the parameter slab.
     /// Writes every image-head gradient in the slab at `grads`.
+    /// `ready` is told each block's slab range as soon as it is final, last block first.
     public func backward(du: UnsafePointer<Float>, out: UnsafePointer<Float>,
-                         params: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, rows: Int) {
+                         params: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, rows: Int,
+                         ready: GradientsReady? = nil) {
         guard let v = input else { preconditionFailure("ImageHead.backward before forward") }
         let e = layout.shape.dEmbed
         L2Normalize.backward(dinp: dx, dout: du, out: out, norm: normU, rows: rows, cols: e)
@@ -60,6 +62,7 @@ public final class ImageHead {
             ResidualBlock.backward(dx: dx, g: BlockView(o, in: grads), saved: saved[l],
                                    xIn: l == 0 ? v : UnsafePointer(stream[l - 1]),
                                    w: BlockView(o, in: params), rows: rows, dh: dh, dln: dln, needInputGrad: l > 0)
+            ready?.ready(layout.imageBlockRanges[l])
         }
     }
 

@@ -72,6 +72,12 @@ public struct ParameterLayout: Sendable {
     public let textProjection: (weight: Int, bias: Int)
     public let imageBlocks: [BlockOffsets]
     public let logitScale: Int
+    /// Slab ranges in the order backward finishes them: the text adaptor's final LayerNorm and
+    /// projection, its blocks from last to first, then the image head's blocks from last to first
+    /// (each range runs to the start of the next tensor, padding included, so neighbours adjoin).
+    public let textOutputRange: Range<Int>
+    public let textBlockRanges: [Range<Int>]
+    public let imageBlockRanges: [Range<Int>]
 
     static let alignment = 16
 
@@ -110,6 +116,11 @@ public struct ParameterLayout: Sendable {
         self.entries = entries
         self.count = offset
         self.groupRanges = ranges
+        let textEnd = ranges[0].upperBound, imageEnd = ranges[1].upperBound
+        let tb = textBlocks, ib = imageBlocks, finalLN = textFinalLN.weight
+        textOutputRange = finalLN..<textEnd
+        textBlockRanges = tb.indices.map { l in tb[l].lnWeight..<(l + 1 < tb.count ? tb[l + 1].lnWeight : finalLN) }
+        imageBlockRanges = ib.indices.map { l in ib[l].lnWeight..<(l + 1 < ib.count ? ib[l + 1].lnWeight : imageEnd) }
     }
 
     /// The slab range of a group.

@@ -195,16 +195,19 @@ public final class StepEngine {
     }
 
     /// Stage 6: parameter gradients of this worker's rows from `dLocal`. Writes every gradient of
-    /// the phase's computed groups (the logit scale's in `losses`).
-    public func backward(store: ParameterStore) {
+    /// the phase's computed groups (the logit scale's in `losses`). `ready`, when given, is told
+    /// every slab range of the computed span as soon as it is final — the logit scale's first
+    /// (contrast), then in the order backward finishes them — and together they cover the span.
+    public func backward(store: ParameterStore, ready: GradientsReady? = nil) {
         let E = layout.shape.dEmbed, m = rows.count
         let p = store.params.base, g = grads.base
         switch settings.kind {
         case .inherit:
-            text.backward(dt: dLocal.base, out: local.base, params: p, grads: g, rows: textVariants.count * m)
+            text.backward(dt: dLocal.base, out: local.base, params: p, grads: g, rows: textVariants.count * m, ready: ready)
         case .contrast:
-            text.backward(dt: dLocal.base, out: local.base, params: p, grads: g, rows: m)
-            head?.backward(du: dLocal.base + m * E, out: local.base + m * E, params: p, grads: g, rows: m)
+            ready?.ready(layout.range(of: .scale))
+            text.backward(dt: dLocal.base, out: local.base, params: p, grads: g, rows: m, ready: ready)
+            head?.backward(du: dLocal.base + m * E, out: local.base + m * E, params: p, grads: g, rows: m, ready: ready)
         }
     }
 

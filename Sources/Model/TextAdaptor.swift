@@ -57,9 +57,12 @@ public final class TextAdaptor {
     }
 
     /// Backward from dt (N, E) given the `out` of the matching forward. Writes every text
-    /// gradient in the slab at `grads` (no accumulation, no zeroing needed).
+    /// gradient in the slab at `grads` (no accumulation, no zeroing needed), telling `ready` each
+    /// slab range as soon as it is final (`layout.textOutputRange`, then the blocks from last to
+    /// first) so its all-reduce can start while the rest runs.
     public func backward(dt: UnsafePointer<Float>, out: UnsafePointer<Float>,
-                         params: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, rows: Int) {
+                         params: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, rows: Int,
+                         ready: GradientsReady? = nil) {
         let s = layout.shape, d = s.dLLM, E = s.dEmbed
         L2Normalize.backward(dinp: dy, dout: dt, out: out, norm: normY, rows: rows, cols: E)
         Linear.backward(dinp: dln, dweight: grads + layout.textProjection.weight, dbias: grads + layout.textProjection.bias,
@@ -70,10 +73,12 @@ public final class TextAdaptor {
         LayerNorm.backward(dinp: L > 0 ? dx : nil, dweight: grads + layout.textFinalLN.weight, dbias: grads + layout.textFinalLN.bias,
                            dout: dln, inp: stream[L], weight: params + layout.textFinalLN.weight,
                            mean: meanf, rstd: rstdf, rows: rows, cols: d)
+        ready?.ready(layout.textOutputRange)
         for l in stride(from: L - 1, through: 0, by: -1) {
             let o = layout.textBlocks[l]
             ResidualBlock.backward(dx: dx, g: BlockView(o, in: grads), saved: saved[l], xIn: stream[l],
                                    w: BlockView(o, in: params), rows: rows, dh: dh, dln: dln, needInputGrad: l > 0)
+            ready?.ready(layout.textBlockRanges[l])
         }
     }
 
@@ -81,4 +86,9 @@ public final class TextAdaptor {
     public static func forwardMACs(_ s: ModelShape, rows: Int) -> Double {
         Double(rows) * (Double(s.textBlocks) * 2 * Double(s.dLLM) * Double(s.textHidden) + Double(s.dLLM) * Double(s.dEmbed))
     }
+}
+
+/// Told each slab range of gradients as backward finishes it.
+public protocol GradientsReady: AnyObject {
+    func ready(_ range: Range<Int>)
 }

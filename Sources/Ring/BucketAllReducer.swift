@@ -16,8 +16,10 @@ import Glibc
 /// enough to run at bus bandwidth.
 ///
 /// Every rank must submit the same ranges in the same order: the bucket sequence is a pure
-/// function of it, so every rank runs the same all-reduces. While a reducer exists its group
-/// belongs to the communication thread: call nothing else on the group until `close()`.
+/// function of it, so every rank runs the same all-reduces. The communication thread touches the
+/// group only while a submitted bucket is being reduced: from `submit` until `finish` returns the
+/// group is its own; between a `finish` and the next `submit` the caller may run other
+/// collectives on it (the monitor orders the two threads' accesses). `close()` ends the thread.
 /// `submit` and `finish` are called from one thread (the trainer's); they allocate nothing.
 public final class BucketAllReducer: @unchecked Sendable {
     /// Fuse until a bucket holds this many bytes.

@@ -1,4 +1,5 @@
 import Ring
+import Tensors
 import Trainer
 
 /// The step's collectives over a ring of workers.
@@ -16,4 +17,27 @@ public final class RingCollectives: StepCollectives {
     }
 
     public func beginStep(_ step: Int) { group.step = UInt64(step) }
+}
+
+/// The ring's bucket reducer as the step's gradient reducer. Between steps (after `finish`)
+/// its communication thread is idle, so the step's all-gathers may use the group on the
+/// caller's thread; `close()` (also on deinit) hands the group back for good.
+public final class RingGradientReducer: GradientReducer {
+    let reducer: BucketAllReducer
+    private var closed = false
+
+    public init(group: RingGroup, gradients: Slab, bucketBytes: Int = 4 << 20) throws {
+        reducer = try BucketAllReducer(group: group, buffer: gradients.buffer, bucketBytes: bucketBytes)
+    }
+
+    public func submit(_ range: Range<Int>) throws { try reducer.submit(range) }
+    public func finish() throws { try reducer.finish() }
+
+    public func close() {
+        if closed { return }
+        closed = true
+        reducer.close()
+    }
+
+    deinit { close() }
 }

@@ -27,6 +27,8 @@ public struct WorkerOptions: Sendable {
     public var silenceLimit = 60.0
     /// Write progress lines to stderr.
     public var verbose = true
+    /// All-reduce gradient buckets while backward still runs (off: one all-reduce after it).
+    public var overlap = GradientOverlap.auto
 
     public init(coordinator: String) { self.coordinator = coordinator }
 }
@@ -164,8 +166,10 @@ public final class WorkerRuntime {
         }
         nonisolated(unsafe) let abandonable = group
         mailbox.setAbandon { abandonable.abandon() }
+        var reducers: [RingGradientReducer] = []
         defer {
             mailbox.setAbandon(nil)
+            for r in reducers { r.close() }
             group.close()
         }
         let collectives = RingCollectives(group: group)
@@ -203,10 +207,20 @@ public final class WorkerRuntime {
             let end = min(mailbox.monitor.withLock { mailbox.leaseEnd(for: g) ?? global }, a.totalSteps)
             do {
                 try loop.run(from: global, to: end, executor: { phase in
-                    self.log("phase \(phase.index + 1)/\(loop.plan.phases.count) '\(phase.config.name)' (\(phase.config.kind.rawValue)) from step \(max(global, phase.firstGlobalStep))")
                     let engine = StepEngine(layout: store.layout, settings: phase.config.loss,
                                             ownership: Ownership(batch: phase.config.batch, world: a.world, rank: a.rank))
-                    let e = DistributedExecutor(engine: engine, collectives: collectives)
+                    // The previous phase's reducer is done with the group.
+                    for r in reducers { r.close() }
+                    reducers.removeAll()
+                    var reducer: RingGradientReducer?
+                    if a.world > 1 && self.options.overlap.applies(to: engine) {
+                        reducer = try RingGradientReducer(group: group, gradients: engine.grads)
+                        reducers.append(reducer!)
+                    }
+                    let bytes = engine.layout.span(of: engine.computedGroups).count * 4
+                    self.log("phase \(phase.index + 1)/\(loop.plan.phases.count) '\(phase.config.name)' (\(phase.config.kind.rawValue)) from step \(max(global, phase.firstGlobalStep)); "
+                             + "\(bytes) gradient bytes all-reduced \(reducer == nil ? "after" : "during") backward")
+                    let e = DistributedExecutor(engine: engine, collectives: collectives, reducer: reducer)
                     executor = e
                     return e
                 }, onStep: { o in

@@ -25,6 +25,7 @@ struct BenchJob: ParsableCommand {
     @Option(help: "Steps not counted at the start of a run (warm-up).") var warmup: Int = 20
     @Option(help: "Threads per worker.") var threads: Int = 1
     @Option(help: "Runs of each kind.") var repeats: Int = 3
+    @Option(help: "Gradient all-reduce during backward, both kinds of run: auto, on, off.") var overlap: GradientOverlap = .auto
     @Flag(help: "One JSON object instead of a table.") var json = false
 
     func validate() throws {
@@ -44,7 +45,7 @@ struct BenchJob: ParsableCommand {
                     let dir = "\(tmp)/launch-\(r)"
                     let p = try LoggedProcess(executable: exe, arguments: [
                         "launch", "--config", config, "--workers", "\(workers)", "--max-steps", "\(steps)", "--run-dir", dir,
-                        "--overwrite", "--quiet", "--threads", "\(threads)", "--checkpoint-every", "0"], log: "\(tmp)/launch-\(r).log")
+                        "--overwrite", "--quiet", "--threads", "\(threads)", "--checkpoint-every", "0"] + ["--overlap", overlap.rawValue], log: "\(tmp)/launch-\(r).log")
                     guard p.wait(timeout: 3600) == .exited(0) else { throw ValidationError("launch failed; see \(tmp)/launch-\(r).log") }
                     withCoordinator.append(try stepsPerSecond(metrics: dir + "/metrics.jsonl"))
                 } else {
@@ -54,10 +55,10 @@ struct BenchJob: ParsableCommand {
         }
         let a = medianOf(withCoordinator), b = medianOf(bare)
         if json {
-            print("{\"config\": \"\(config)\", \"workers\": \(workers), \"steps\": \(steps - warmup), \"with_coordinator_steps_per_second\": \(a), "
+            print("{\"config\": \"\(config)\", \"workers\": \(workers), \"overlap\": \"\(overlap.rawValue)\", \"steps\": \(steps - warmup), \"with_coordinator_steps_per_second\": \(a), "
                   + "\"bare_ring_steps_per_second\": \(b), \"ratio\": \(a / b), \"runs\": {\"with_coordinator\": \(withCoordinator), \"bare_ring\": \(bare)}}")
         } else {
-            print("proclip bench job: \(config), \(workers) workers × \(threads) thread(s), steps \(warmup + 1)…\(steps), median of \(repeats)")
+            print("proclip bench job: \(config), \(workers) workers × \(threads) thread(s), overlap \(overlap.rawValue), steps \(warmup + 1)…\(steps), median of \(repeats)")
             print("  under the coordinator: \(fixed(a, 2)) steps/s   (runs: \(withCoordinator.map { fixed($0, 2) }.joined(separator: ", ")))")
             print("  bare ring:             \(fixed(b, 2)) steps/s   (runs: \(bare.map { fixed($0, 2) }.joined(separator: ", ")))")
             print("  ratio: \(fixed(a / b, 3)) (coordinator overhead \(fixed(100 * (1 - a / b), 1))%)")
@@ -85,7 +86,7 @@ struct BenchJob: ParsableCommand {
         for r in 0..<workers {
             procs.append(try LoggedProcess(executable: exe, arguments: [
                 "bench", "job-rank", "--config", config, "--rank", "\(r)", "--endpoints", endpoints, "--steps", "\(steps)",
-                "--warmup", "\(warmup)", "--threads", "\(threads)"], log: "\(log)-\(r).log"))
+                "--warmup", "\(warmup)", "--threads", "\(threads)"] + ["--overlap", overlap.rawValue], log: "\(log)-\(r).log"))
         }
         for (r, p) in procs.enumerated() {
             guard p.wait(timeout: 3600) == .exited(0) else { throw ValidationError("bare ring rank \(r) failed; see \(log)-\(r).log") }
@@ -112,6 +113,7 @@ struct BenchJobRank: ParsableCommand {
     @Option var steps: Int
     @Option var warmup: Int
     @Option var threads: Int = 1
+    @Option var overlap: GradientOverlap = .auto
 
     func run() throws {
         BLAS.useThreads(threads)
@@ -126,10 +128,16 @@ struct BenchJobRank: ParsableCommand {
         store.initialize(seed: job.seed)
         let loop = try TrainingLoop(config: job, dataset: dataset, store: store)
         var start = 0.0
+        var reducers: [RingGradientReducer] = []
+        defer { for r in reducers { r.close() } }
         try loop.run(from: 0, to: steps, executor: { phase in
-            DistributedExecutor(engine: StepEngine(layout: store.layout, settings: phase.config.loss,
-                                                   ownership: Ownership(batch: phase.config.batch, world: world, rank: rank)),
-                                collectives: collectives)
+            let engine = StepEngine(layout: store.layout, settings: phase.config.loss,
+                                    ownership: Ownership(batch: phase.config.batch, world: world, rank: rank))
+            for r in reducers { r.close() }
+            reducers.removeAll()
+            let reducer = world > 1 && overlap.applies(to: engine) ? try RingGradientReducer(group: group, gradients: engine.grads) : nil
+            if let reducer { reducers.append(reducer) }
+            return DistributedExecutor(engine: engine, collectives: collectives, reducer: reducer)
         }, onStep: { o in
             if o.globalStep == warmup { start = MonotonicClock.now() }
         })

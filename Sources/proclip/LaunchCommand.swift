@@ -34,6 +34,8 @@ struct LaunchCommand: ParsableCommand {
     @Option(help: "Checkpoint every N steps (0: only at phase ends and by time).") var checkpointEvery: Int?
     @Flag(help: "Reuse a run directory that already holds a run.") var overwrite = false
     @Flag(help: "No live progress line.") var quiet = false
+    @Option(help: "Workers all-reduce gradient buckets during backward: auto, on, off (see `proclip worker --help`).")
+    var overlap: GradientOverlap = .auto
 
     func validate() throws {
         if workers < 1 { throw ValidationError("--workers must be at least 1") }
@@ -60,6 +62,7 @@ struct LaunchCommand: ParsableCommand {
         if let d = data { coordArgs += ["--data", d] }
         let perWorker = threads ?? max(1, cpuCount() / workers)
         var workerArgs = ["worker", "--coordinator", endpoint, "--threads", "\(perWorker)"]
+        workerArgs += ["--overlap", overlap.rawValue]
         if let d = data { workerArgs += ["--data", d] }
 
         let coordinator = try LoggedProcess(executable: exe, arguments: coordArgs, log: dir + "/coordinator.log")

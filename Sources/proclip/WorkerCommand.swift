@@ -1,5 +1,6 @@
 import ArgumentParser
 import JobConfig
+import Trainer
 import Worker
 
 /// `proclip worker`: one training process of a job.
@@ -20,6 +21,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "A config of this worker's own, refused if it differs from the coordinator's.") var config: String?
     @Option(help: "Data-plane endpoint to bind (default: tcp://<address toward the coordinator>:*).") var bind: String?
     @Option(help: "Seconds a collective waits for a peer before the step fails.") var ringTimeout: Double = 30
+    @Option(help: "All-reduce gradient buckets during backward: auto (when the gradients fill two 4 MiB buckets), on, off (one all-reduce after backward).")
+    var overlap: GradientOverlap = .auto
     @Flag(help: "Only errors on stderr.") var quiet = false
 
     func validate() throws {
@@ -39,8 +42,11 @@ struct WorkerCommand: ParsableCommand {
         options.bind = bind
         options.ringTimeout = ringTimeout
         options.verbose = !quiet
+        options.overlap = overlap
         let worker = WorkerRuntime(options: options)
         target.set { sig in worker.requestStop("signal \(sig)") }
         throw ExitCode(worker.run())
     }
 }
+
+extension GradientOverlap: ExpressibleByArgument {}

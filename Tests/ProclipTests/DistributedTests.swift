@@ -21,14 +21,19 @@ final class DistributedTests: XCTestCase {
                                                    "--overwrite", "--quiet", "--threads", "1"])
         XCTAssertEqual(t.status, 0, t.stderr)
         let want = try loadTensors(reference + "/final.safetensors")
-        for w in 1...4 {
+        // Gradients all-reduced after backward, and bucket by bucket during it.
+        for (w, overlap) in [(1, "auto"), (2, "off"), (2, "on"), (3, "on"), (4, "off")] {
             let dir = tempDir("exact-\(w)")
             let r = try runProcess(proclipExecutable, ["launch", "--config", "Configs/demo.yaml", "--workers", "\(w)", "--max-steps", "20",
-                                                       "--run-dir", dir, "--overwrite", "--quiet", "--threads", "1"])
+                                                       "--run-dir", dir, "--overwrite", "--quiet", "--threads", "1", "--overlap", overlap])
             XCTAssertEqual(r.status, 0, "\(w) workers: \(r.stderr)\n" + ((try? String(contentsOfFile: dir + "/coordinator.log", encoding: .utf8)) ?? ""))
+            if w > 1 {
+                let log = try String(contentsOfFile: dir + "/worker-1.log", encoding: .utf8)
+                XCTAssertTrue(log.contains("all-reduced \(overlap == "on" ? "during" : "after") backward"), log)
+            }
             let got = try loadTensors(dir + "/final.safetensors")
             let (whole, worst) = relativeDifference(got, want)
-            XCTAssertLessThanOrEqual(worst, 1e-5, "\(w) workers: worst tensor \(worst), whole \(whole)")
+            XCTAssertLessThanOrEqual(worst, 1e-5, "\(w) workers, overlap \(overlap): worst tensor \(worst), whole \(whole)")
             if w == 1 { XCTAssertEqual(whole, 0, "one worker runs exactly the single-process step") }
             let metrics = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             XCTAssertEqual(metrics.count, 20)
