@@ -4,7 +4,7 @@ import PackageDescription
 /// proclip: a progressive vision-language alignment trainer for CPU clusters.
 ///
 /// Module layout (dependencies point one way):
-///   C shims (CZmq, COpenBLAS, CLZ4)
+///   C shims (CZmq, COpenBLAS, CLZ4, CSharedMemory)
 ///   Tensors -> Model -> Trainer -> Worker
 ///   Wire -> Ring -> Worker
 ///   Spawn (local child processes) -> CLI and the multi-process tests
@@ -31,13 +31,16 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
 
+        // Acquire/release on memory two processes map (the ring's shared-memory slots).
+        .target(name: "CSharedMemory"),
+
         .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: numeric),
         .target(name: "Model", dependencies: ["Tensors"], swiftSettings: numeric),
         .target(name: "Features", dependencies: ["Tensors"], swiftSettings: numeric),
         .target(name: "Checkpoints", dependencies: ["CLZ4", "Tensors", "Model"], swiftSettings: numeric),
         .target(name: "JobConfig", dependencies: ["Model", "Features", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
         .target(name: "Wire", dependencies: ["CZmq"], swiftSettings: v5),
-        .target(name: "Ring", dependencies: ["Wire", "Tensors"], swiftSettings: v5),
+        .target(name: "Ring", dependencies: ["Wire", "Tensors", "CSharedMemory"], swiftSettings: v5),
         .target(name: "Spawn", swiftSettings: v5),
         .target(name: "Control", dependencies: ["Wire"], swiftSettings: v5),
         .target(name: "Coordinator", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors", "Checkpoints"], swiftSettings: v5),

@@ -15,6 +15,15 @@ extension MessageType {
     /// Barrier over direct connections.
     public static let ringDirectBarrier = MessageType(rawValue: 0x18)
 
+    /// The same ring message with its payload in the link's shared-memory slots: the payload
+    /// frame is a 16-byte descriptor (`SharedSlots`). 0x90…0x9F on the wire.
+    var sharedPayload: MessageType { MessageType(rawValue: rawValue | 0x80) }
+
+    /// Ring types whose payload may travel in shared memory (not hellos, not direct messages).
+    static let sharedPayloadTypes: [MessageType] = [
+        .ringAllReduce, .ringAllGather, .ringReduceScatter, .ringBroadcast, .ringBarrier, .ringPointToPoint,
+    ]
+
     /// Whether messages of this type travel over direct connections rather than the ring.
     public var isDirect: Bool { self == .ringDirectReduce || self == .ringDirectBarrier }
 

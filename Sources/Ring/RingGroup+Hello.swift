@@ -6,7 +6,9 @@ import Glibc
 extension RingGroup {
     /// Every rank sends a hello on each stream and checks its predecessor's; with direct
     /// connections, the hellos then go round the ring so every rank learns every direct
-    /// endpoint, and one direct barrier proves the connections.
+    /// endpoint, and one direct barrier proves the connections; without, one token per rank goes
+    /// round the ring. Either way every rank has then heard from every other, and the transport
+    /// is told (`peersReady`).
     func hello() throws {
         if worldSize == 1 { return }
         let w = worldSize, prev = (rank + w - 1) % w, next = (rank + 1) % w
@@ -58,7 +60,21 @@ extension RingGroup {
             }
         }
         try transport.awaitSendsReleased(deadline: deadline)
-        guard useDirect else { return }
+        guard useDirect else {
+            // A token from every rank goes once round the ring: when this rank has seen them
+            // all, every rank is up (its listener bound), so shared memory may be attached.
+            var t = FrameHeader(type: .ringHello, generation: generation, step: .max, collective: 1, chunk: 0)
+            try transport.send(UnsafeRawBufferPointer(start: nil, count: 0), to: next, tag: t, deadline: deadline)
+            for k in 0..<(w - 1) {
+                t.chunk = UInt32(k)
+                let forward = k < w - 2
+                    ? Forward(peer: next, tag: FrameHeader(type: .ringHello, generation: generation, step: .max, collective: 1, chunk: UInt32(k + 1)))
+                    : nil
+                try transport.receive(from: prev, tag: t, byteCount: 0, deadline: deadline, forward: forward) { _ in }
+            }
+            transport.peersReady()
+            return
+        }
         let endpoints = (0..<w).map { r in
             records.withUnsafeBytes { raw in
                 let field = raw[(r * RingGroup.helloBytes + 24)..<((r + 1) * RingGroup.helloBytes)]
@@ -68,6 +84,7 @@ extension RingGroup {
         try transport.connectDirect(endpoints)
         try directBarrier(FrameHeader(type: .ringDirectBarrier, generation: generation, step: .max, collective: 0, chunk: 0), deadline: { deadline })
         direct = true
+        transport.peersReady()  // the barrier heard from every rank
     }
 
     /// Every rank sends an empty message to every other and waits for theirs: one hop.

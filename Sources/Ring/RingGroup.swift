@@ -84,7 +84,11 @@ public final class RingGroup {
         scratch = .allocate(capacity: max(1, slot * worldSize))
         scratch.initialize(repeating: 0)
         do { try hello() } catch {
-            transport.close()
+            if case RingError.protocolViolation = error, let z = transport as? ZmqRingTransport {
+                z.close(lingerMilliseconds: 200)  // our hello still reaches the peer, which then says why too
+            } else {
+                transport.close()
+            }
             throw mapped(error, timeout: options.connectTimeout)
         }
     }
@@ -94,6 +98,12 @@ public final class RingGroup {
         scratch.deallocate()
     }
 
+    /// How ring payloads reach the successor: "shared memory" (ipc links with slots attached)
+    /// or "messages".
+    public var payloadPath: String {
+        (transport as? ZmqRingTransport)?.sendsThroughSharedMemory == true ? "shared memory" : "messages"
+    }
+
     /// Messages dropped so far (malformed, or stale: of an older generation).
     public var drops: DropCounts { transport.drops }
 
@@ -101,9 +111,14 @@ public final class RingGroup {
     /// with `RingError.abandoned`. Call it when membership changes. Thread-safe.
     public func abandon() { transport.abandon() }
 
-    /// Closes the group; later calls throw `.closed`.
+    /// Closes the group; later calls throw `.closed`. After a successful last collective, its
+    /// final messages may still be queued for a peer that is waiting for them: they get up to
+    /// half a second to leave (a group that failed closes at once).
     public func close() {
-        if failure == nil { failure = "closed by its owner" }
+        if failure == nil {
+            failure = "closed by its owner"
+            if let z = transport as? ZmqRingTransport { return z.close(lingerMilliseconds: 500) }
+        }
         transport.close()
     }
 

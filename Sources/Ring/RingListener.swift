@@ -16,6 +16,11 @@ public final class RingListener {
     let sockets: [ZmqSocket]
     let directInbox: ZmqSocket
     let options: RingOptions
+    /// Where the predecessor puts payloads, for `ipc://` endpoints (nil: none, or shared memory
+    /// could not be had — payloads then travel inside ZeroMQ messages).
+    let sharedSlots: SharedSlots?
+    /// Why there are no shared-memory slots on an `ipc://` endpoint, if that failed.
+    public let sharedMemoryProblem: String?
 
     /// Binds `endpoint`: `tcp://host:port`, `tcp://host:*` (any free port) or `ipc://path`.
     /// The resolved endpoints are what peers connect to, so across hosts bind this host's
@@ -45,6 +50,16 @@ public final class RingListener {
         try directInbox.set(.maxMessageSize(max(options.smallAllReduceBytes, FrameHeader.byteCount)))
         try directInbox.bind(try direct ?? RingListener.streamEndpoint(endpoint, options.streams, direct: true))
         directEndpoint = try directInbox.lastEndpoint()
+        var slots: SharedSlots?, problem: String?
+        if endpoint.hasPrefix("ipc://") && options.sharedMemorySlots > 0 {
+            do {
+                slots = try SharedSlots(creating: SharedSlots.name(for: bound[0]), slots: options.sharedMemorySlots, slotBytes: options.segmentBytes)
+            } catch {
+                problem = "\(error)"
+            }
+        }
+        sharedSlots = slots
+        sharedMemoryProblem = problem
     }
 
     /// Endpoint of stream `k` derived from a rank's endpoint.

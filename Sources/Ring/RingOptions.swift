@@ -27,6 +27,10 @@ public struct RingOptions: Sendable, Equatable {
     /// `zmq_poll`, in microseconds. Spinning saves a wake-up per message on a busy ring; 0
     /// sleeps at once.
     public var spinMicroseconds: Int = 50
+    /// Shared-memory payload slots (of `segmentBytes` each) per ring link between ranks joined
+    /// over `ipc://` (one host); payloads then cross the link in one copy instead of two through
+    /// the kernel (see `SharedSlots`). 0: payloads always travel inside ZeroMQ messages.
+    public var sharedMemorySlots: Int = 32
     /// ZMTP heartbeat interval in milliseconds: a connection silent for three intervals is
     /// dropped by ZeroMQ (0: no heartbeats).
     public var heartbeatMilliseconds: Int = 1000
@@ -45,6 +49,7 @@ public struct RingOptions: Sendable, Equatable {
         guard directMaxWorld >= 0 else { throw RingError.invalidArgument("directMaxWorld \(directMaxWorld)") }
         guard smallAllReduceBytes >= 0 else { throw RingError.invalidArgument("smallAllReduceBytes \(smallAllReduceBytes)") }
         guard (0...100_000).contains(spinMicroseconds) else { throw RingError.invalidArgument("spin \(spinMicroseconds) µs") }
+        guard (0...1024).contains(sharedMemorySlots) else { throw RingError.invalidArgument("sharedMemorySlots \(sharedMemorySlots) not in 0…1024") }
         guard heartbeatMilliseconds >= 0 else { throw RingError.invalidArgument("heartbeat \(heartbeatMilliseconds) ms") }
     }
 }

@@ -47,6 +47,10 @@ public protocol RingTransport: AnyObject {
         from peer: Int, tag: FrameHeader, byteCount: Int, deadline: Deadline, forward: Forward?,
         _ consume: (UnsafeMutableRawBufferPointer) throws -> Void) throws
 
+    /// Called once every rank of the group is known to be up (after the hello round): the
+    /// transport may now use resources its successor created, such as shared memory.
+    func peersReady()
+
     /// Waits until the transport no longer reads any memory passed to `send`.
     func awaitSendsReleased(deadline: Deadline) throws
 
@@ -56,6 +60,10 @@ public protocol RingTransport: AnyObject {
 
     /// Releases the transport's resources; when it returns, no caller memory is referenced.
     func close()
+}
+
+extension RingTransport {
+    public func peersReady() {}
 }
 
 /// How a received header relates to the one expected.

@@ -10,6 +10,10 @@ import Glibc
 /// (`MessageType.isDirect`) go to any rank's direct inbox once `connectDirect` has run; they
 /// may arrive interleaved across senders and are matched by tag.
 ///
+/// Between ranks joined over `ipc://`, ring payloads travel in shared memory (`SharedSlots`):
+/// the message carries a descriptor, the sender copies the payload into a slot once, the
+/// receiver uses it in place; when every slot is taken, the payload goes in the message.
+///
 /// Sends of 64 KiB or more are zero-copy: ZeroMQ reads the caller's memory from its I/O thread
 /// until it has written it to the socket (tracked by a `BorrowLedger`); smaller ones are copied. Received payloads
 /// are used in place and forwarded without a copy. The only per-message allocations are
@@ -25,6 +29,10 @@ public final class ZmqRingTransport: RingTransport {
     var directPushes: [ZmqSocket?] = []
     let headerIn = ZmqMessage(), payloadIn = ZmqMessage()
     private let headerOut = ZmqMessage(), payloadOut = ZmqMessage()
+    /// The successor's shared-memory slots: their name (ipc successors), attached by `peersReady`.
+    private let sharedName: String?
+    private var sharedOut: SharedSlots?
+    private let descriptor = UnsafeMutableRawPointer.allocate(byteCount: SharedSlots.descriptorBytes, alignment: 8)
     var validator: FrameValidator
     private let ledger = BorrowLedger()
     private let abandoned = Atomic<Bool>(false)
@@ -54,7 +62,7 @@ public final class ZmqRingTransport: RingTransport {
         let options = listener.options
         validator = FrameValidator(accepting: MessageType.ringTypes.map {
             ($0, $0 == .ringHello ? RingGroup.helloBytes : $0.isDirect ? options.smallAllReduceBytes : options.segmentBytes)
-        })
+        } + MessageType.sharedPayloadTypes.map { ($0.sharedPayload, SharedSlots.descriptorBytes) })
         var pushes: [ZmqSocket] = []
         if worldSize > 1 {
             let targets = successor.split(separator: ",").map(String.init)
@@ -69,9 +77,23 @@ public final class ZmqRingTransport: RingTransport {
             }
         }
         self.pushes = pushes
+        let first = successor.split(separator: ",").first.map(String.init) ?? ""
+        sharedName = worldSize > 1 && first.hasPrefix("ipc://") && options.sharedMemorySlots > 0 ? SharedSlots.name(for: first) : nil
     }
 
-    deinit { close() }
+    deinit {
+        close()
+        descriptor.deallocate()
+    }
+
+    /// Attaches to the successor's shared-memory slots (ipc links). Without them (another
+    /// host's successor, or none could be made) payloads travel inside the messages.
+    public func peersReady() {
+        if let sharedName, sharedOut == nil { sharedOut = try? SharedSlots(attaching: sharedName) }
+    }
+
+    /// Whether ring payloads to the successor go through shared memory.
+    public var sendsThroughSharedMemory: Bool { sharedOut != nil }
 
     private var successor: Int { (rank + 1) % worldSize }
     private var predecessor: Int { (rank + worldSize - 1) % worldSize }
@@ -103,6 +125,7 @@ public final class ZmqRingTransport: RingTransport {
                 throw RingError.invalidArgument("rank \(rank) sends only to its successor \(successor), not \(peer)")
             }
             socket = pushes[Int(tag.chunk) % streams]
+            if try pushShared(bytes, tag: tag, on: socket, deadline: deadline) { return }
         }
         if bytes.count < ZmqRingTransport.zeroCopyMinimumBytes {
             try payloadOut.setCopy(of: bytes)
@@ -115,6 +138,23 @@ public final class ZmqRingTransport: RingTransport {
             payloadOut.clear()  // returns the loan
             throw error
         }
+    }
+
+    /// Puts a ring payload into the successor's shared-memory slots and sends its descriptor;
+    /// false (nothing sent) without slots, for hellos and empty payloads, or when all are taken.
+    @inline(__always)
+    private func pushShared(_ bytes: UnsafeRawBufferPointer, tag: FrameHeader, on socket: ZmqSocket, deadline: Deadline) throws -> Bool {
+        guard let out = sharedOut, tag.type != .ringHello, out.put(bytes, descriptor: descriptor) else { return false }
+        var t = tag
+        t.type = tag.type.sharedPayload
+        try payloadOut.setCopy(of: UnsafeRawBufferPointer(start: descriptor, count: SharedSlots.descriptorBytes))
+        do {
+            try push(t, payloadOut, on: socket, deadline: deadline)
+        } catch {
+            payloadOut.clear()
+            throw error
+        }
+        return true
     }
 
     private func push(_ tag: FrameHeader, _ payload: ZmqMessage, on socket: ZmqSocket, deadline: Deadline) throws {
@@ -145,25 +185,66 @@ public final class ZmqRingTransport: RingTransport {
                 try wait(socket, deadline: deadline, spinUntil: &spinUntil, for: "\(tag) from rank \(peer)")
             case .dropped:
                 continue
-            case .frame(let header):
+            case .frame(let received):
+                var header = received
+                let shared = header.type.rawValue & 0x80 != 0
+                if shared { header.type = MessageType(rawValue: header.type.rawValue & 0x7F) }
                 guard try classify(header, expected: tag) else {
                     validator.record(.stale)
                     payloadIn.clear()
                     continue
                 }
+                if shared { return try receiveShared(from: peer, tag: tag, byteCount: byteCount, deadline: deadline, forward: forward, consume) }
                 try checkSize(payloadIn, byteCount, tag, peer)
                 try consume(payloadIn.bytes)
                 if let forward {
                     guard forward.peer == successor else {
                         throw RingError.invalidArgument("rank \(rank) forwards only to its successor, not \(forward.peer)")
                     }
-                    try push(forward.tag, payloadIn, on: pushes[Int(forward.tag.chunk) % streams], deadline: deadline)
+                    let socket = pushes[Int(forward.tag.chunk) % streams]
+                    if try pushShared(UnsafeRawBufferPointer(payloadIn.bytes), tag: forward.tag, on: socket, deadline: deadline) {
+                        payloadIn.clear()
+                        return
+                    }
+                    try push(forward.tag, payloadIn, on: socket, deadline: deadline)
                 } else {
                     payloadIn.clear()
                 }
                 return
             }
         }
+    }
+
+    /// The rest of `receive` for a payload in this rank's shared-memory slots: used in place,
+    /// forwarded (into the successor's slots, or copied into a message), then released.
+    private func receiveShared(
+        from peer: Int, tag: FrameHeader, byteCount: Int, deadline: Deadline, forward: Forward?,
+        _ consume: (UnsafeMutableRawBufferPointer) throws -> Void
+    ) throws {
+        defer { payloadIn.clear() }
+        guard let slots = listener.sharedSlots else {
+            throw RingError.protocolViolation("\(tag) from rank \(peer) names shared memory this rank does not have")
+        }
+        let payload = try slots.payload(UnsafeRawBufferPointer(payloadIn.bytes))
+        guard payload.count == byteCount else {
+            throw RingError.protocolViolation("\(tag): \(payload.count) bytes from rank \(peer), expected \(byteCount)")
+        }
+        try consume(payload)
+        if let forward {
+            guard forward.peer == successor else {
+                throw RingError.invalidArgument("rank \(rank) forwards only to its successor, not \(forward.peer)")
+            }
+            let socket = pushes[Int(forward.tag.chunk) % streams]
+            let bytes = UnsafeRawBufferPointer(payload)
+            if try !pushShared(bytes, tag: forward.tag, on: socket, deadline: deadline) {
+                try payloadOut.setCopy(of: bytes)  // the slot is released below
+                do { try push(forward.tag, payloadOut, on: socket, deadline: deadline) } catch {
+                    payloadOut.clear()
+                    throw error
+                }
+            }
+        }
+        slots.release()
     }
 
     /// Nothing queued: spin a little (yielding), then sleep in `zmq_poll` for a slice.
@@ -201,8 +282,15 @@ public final class ZmqRingTransport: RingTransport {
 
     /// Closes the sockets, dropping anything unsent, and shuts the context down; on return
     /// ZeroMQ has released every zero-copy send.
-    public func close() {
+    public func close() { close(lingerMilliseconds: 0) }
+
+    /// Closes as `close()`, but first gives queued messages up to `lingerMilliseconds` to leave
+    /// (a hello that refuses the group still tells the peer why).
+    public func close(lingerMilliseconds: Int) {
         if isClosed { return }
+        if lingerMilliseconds > 0 {
+            for s in pushes + directPushes.compactMap({ $0 }) { try? s.set(.linger(milliseconds: lingerMilliseconds)) }
+        }
         isClosed = true
         headerIn.clear(); payloadIn.clear(); headerOut.clear(); payloadOut.clear()
         for m in stashPayloads { m.clear() }

@@ -16,7 +16,7 @@ struct BenchCollectives: ParsableCommand {
     @Option(help: "Number of processes in the ring.")
     var world: Int = 4
 
-    @Option(help: "Transport between the processes: tcp (loopback) or ipc (Unix sockets).")
+    @Option(help: "Transport between the processes: tcp (loopback) or ipc (Unix sockets, payloads in shared memory).")
     var transport: BenchTransport = .tcp
 
     @Option(help: "Buffer sizes in bytes, comma-separated, with K/M/G suffixes (powers of 1024).")
@@ -36,6 +36,9 @@ struct BenchCollectives: ParsableCommand {
 
     @Option(help: "Largest world that also connects every rank to every other for latency-bound operations (0: ring only).")
     var directMaxWorld: Int = RingOptions().directMaxWorld
+
+    @Option(help: "Shared-memory payload slots per link over ipc (0: payloads inside ZeroMQ messages).")
+    var sharedMemorySlots: Int = RingOptions().sharedMemorySlots
 
     @Option(help: "Connections per ring neighbour.")
     var streams: Int = 1
@@ -87,6 +90,7 @@ struct BenchCollectives: ParsableCommand {
         options.spinMicroseconds = spin
         options.smallAllReduceBytes = try parseBytes(smallBytes, flag: "--small-bytes")
         options.directMaxWorld = directMaxWorld
+        options.sharedMemorySlots = sharedMemorySlots
         options.connectTimeout = max(timeout, 30)
         do { try options.validate() } catch { throw ValidationError("\(error)") }
         return options
@@ -128,7 +132,8 @@ struct BenchCollectivesConfig {
             "--sizes", sizes.map(String.init).joined(separator: ","), "--warmup", "\(warmup)",
             "--segment-bytes", "\(options.segmentBytes)", "--streams", "\(options.streams)",
             "--timeout", "\(options.timeout)", "--spin", "\(options.spinMicroseconds)",
-            "--small-bytes", "\(options.smallAllReduceBytes)", "--direct-max-world", "\(options.directMaxWorld)", "--session", session,
+            "--small-bytes", "\(options.smallAllReduceBytes)", "--direct-max-world", "\(options.directMaxWorld)",
+            "--shared-memory-slots", "\(options.sharedMemorySlots)", "--session", session,
         ]
         if let reps { args += ["--reps", "\(reps)"] }
         if options.kernelBufferBytes > 0 { args += ["--kernel-buffer", "\(options.kernelBufferBytes)"] }

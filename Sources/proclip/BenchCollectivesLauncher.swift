@@ -30,7 +30,7 @@ struct BenchCollectivesLauncher {
             }
             // Rank 0 reports; a failing rank makes it stop within the group's timeout.
             while let line = try ranks[0].readLine(timeout: 3600), line != "done" {
-                if line.hasPrefix("result ") || line.hasPrefix("check ") { results.append(line) }
+                if line.hasPrefix("result ") || line.hasPrefix("check ") || line.hasPrefix("path ") { results.append(line) }
             }
         } catch {
             for child in ranks { child.send(signal: SIGKILL) }
@@ -69,7 +69,8 @@ struct BenchCollectivesReport {
         if config.check { return printChecks() }
         let w = Double(config.world)
         if !config.json {
-            Swift.print("all-reduce, \(config.world) processes, \(config.transport.rawValue), segment \(formatBytes(config.options.segmentBytes)), \(config.options.streams) stream(s); GB/s = 1e9 bytes/s")
+            let path = lines.first { $0.hasPrefix("path ") }.map { " (payloads in " + $0.dropFirst(5) + ")" } ?? ""
+            Swift.print("all-reduce, \(config.world) processes, \(config.transport.rawValue)\(path), segment \(formatBytes(config.options.segmentBytes)), \(config.options.streams) stream(s); GB/s = 1e9 bytes/s")
             Swift.print("      bytes      time   algbw GB/s   busbw GB/s   p2p GB/s   busbw/p2p   correct")
         }
         for line in lines {

@@ -27,6 +27,10 @@ struct BenchCollectivesRank {
                 listener: listener, rank: rank, worldSize: config.world,
                 successor: String(line.dropFirst("successor ".count)), generation: 1)
             emit("ready")
+            var path = group.payloadPath
+            if path == "shared memory" { path += ", \(config.options.sharedMemorySlots) slots of \(formatBytes(config.options.segmentBytes)) per link" }
+            if let problem = listener.sharedMemoryProblem { path += " (no shared memory: \(problem))" }
+            emit("path \(path)")
             for bytes in config.sizes {
                 if config.check { try check(group, floats: bytes / 4) } else { try time(group, floats: bytes / 4) }
             }

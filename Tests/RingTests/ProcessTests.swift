@@ -65,10 +65,22 @@ final class ProcessTests: XCTestCase {
 
     /// SIGKILL one rank in the middle of back-to-back all-reduces: every other rank reports a
     /// timeout within the configured time (plus scheduling slack) and exits; nothing hangs.
-    func testKilledPeerMakesTheOthersTimeOut() throws {
+    func testKilledPeerMakesTheOthersTimeOut() throws { try killPeer(transport: "tcp") }
+
+    /// The same over ipc, where payloads sit in shared memory the dead rank mapped.
+    func testKilledPeerOverSharedMemoryMakesTheOthersTimeOut() throws { try killPeer(transport: "ipc") }
+
+    /// Over ipc with two slots per link and small segments, most payloads of a large block's
+    /// first step find the slots taken and travel in messages: every collective stays exact.
+    func testAllCollectivesOverIpcWhenSharedSlotsRunOut() throws {
+        try checkAll(["--world", "3", "--transport", "ipc", "--shared-memory-slots", "2", "--sizes", "0,12,400012,4M", "--segment-bytes", "16K"],
+                     expectedLines: 16)
+    }
+
+    func killPeer(transport: String) throws {
         let world = 4, timeout = 4.0  // generous: a loaded machine must not trip it before the kill
         let args = ["bench", "collectives", "--world", "\(world)", "--sizes", "4M", "--reps", "100000", "--warmup", "0",
-                    "--timeout", "\(timeout)", "--session", "kill\(getpid())"]
+                    "--timeout", "\(timeout)", "--transport", transport, "--session", "kill\(getpid())"]
         let ranks = try (0..<world).map { try ChildProcess(executable: proclip, arguments: args + ["--child-rank", "\($0)"]) }
         var endpoints: [String] = []
         for child in ranks {
