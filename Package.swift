@@ -49,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "proclip",
             dependencies: [
-                "Tensors", "Model", "JobConfig", "Features", "Trainer", "Wire", "Ring", "Spawn", "Control", "Coordinator", "Worker", "Checkpoints",
+                "Tensors", "Model", "JobConfig", "Features", "Trainer", "Wire", "Ring", "Spawn", "Control", "Coordinator", "Worker", "Checkpoints", "CSharedMemory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: v5),

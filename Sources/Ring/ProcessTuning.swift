@@ -1,3 +1,4 @@
+import CSharedMemory
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,6 +18,18 @@ public enum RingProcessTuning {
     public static func keepReceiveBuffersResident() {
         _ = glibcMallopt(mmapThreshold, 64 << 20)
         _ = glibcMallopt(trimThreshold, 512 << 20)
+    }
+
+    /// Binds the calling thread, and every thread it starts afterwards (ZeroMQ's I/O thread
+    /// among them), to CPUs `cpus` — call it before creating the ring's listener.
+    ///
+    /// When several ranks share a host's CPUs, a message's hand-off between a rank's own thread
+    /// and its I/O thread then stays on one CPU instead of waking a thread on another (on a
+    /// virtual machine, an inter-processor interrupt and an exit each time): latency-bound
+    /// collectives take about a third less time with 4 ranks on 2 CPUs.
+    public static func bind(toCPUs cpus: Range<Int>) throws {
+        let rc = proclip_bind_to_cpus(Int32(cpus.lowerBound), Int32(cpus.count))
+        guard rc == 0 else { throw RingError.invalidArgument("cannot bind to CPUs \(cpus): \(String(cString: strerror(-rc)))") }
     }
 
     // <malloc.h> is not part of the Glibc module map: its two parameters, declared here.

@@ -1,7 +1,7 @@
 import Wire
 
 extension ZmqRingTransport {
-    /// Receives the direct message tagged `tag` (its `chunk` names the sender). Messages from
+    /// Receives the direct message tagged `tag` (its `chunk` names the sender, and the round). Messages from
     /// other senders, or of the next operation, that arrive first are stashed, without copying.
     func receiveDirect(
         from peer: Int, tag: FrameHeader, byteCount: Int, deadline: Deadline,
@@ -50,7 +50,8 @@ extension ZmqRingTransport {
 
     /// Stashes the message just received (header given, payload in `payloadIn`).
     private func keep(_ header: FrameHeader) throws {
-        guard Int(header.chunk) < worldSize else {
+        // chunk = round · W + sender (rounds: 0 for the all-to-all, < log2 W for doubling).
+        guard Int(header.chunk) < worldSize * 32 else {
             payloadIn.clear()
             throw RingError.protocolViolation("direct message \(header) from an unknown rank")
         }

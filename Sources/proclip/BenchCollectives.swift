@@ -46,6 +46,9 @@ struct BenchCollectives: ParsableCommand {
     @Option(help: "Kernel socket buffer size in bytes per connection (K/M suffixes; default: the OS's).")
     var kernelBuffer: String?
 
+    @Option(help: "Bind each rank to a CPU: core (rank r on CPU r mod CPUs, as mpirun --bind-to core) or none.")
+    var bind: BenchBinding = .core
+
     @Option(help: "Microseconds a receive polls before sleeping.")
     var spin: Int = RingOptions().spinMicroseconds
 
@@ -99,13 +102,18 @@ struct BenchCollectives: ParsableCommand {
     func run() throws {
         let config = BenchCollectivesConfig(
             world: world, transport: transport, sizes: try parsedSizes(), reps: reps, warmup: warmup,
-            options: try ringOptions(), check: check, json: json, session: session ?? "")
+            options: try ringOptions(), check: check, json: json, session: session ?? "", bindCores: bind == .core)
         if let childRank {
             try BenchCollectivesRank(config: config, rank: childRank).run()
         } else {
             try BenchCollectivesLauncher(config: config).run()
         }
     }
+}
+
+/// Where the benchmark's ranks run.
+enum BenchBinding: String, ExpressibleByArgument, CaseIterable {
+    case core, none
 }
 
 /// The transports the benchmark can use.
@@ -124,6 +132,7 @@ struct BenchCollectivesConfig {
     var check: Bool
     var json: Bool
     var session: String
+    var bindCores: Bool
 
     /// The flags that recreate this configuration in a rank process.
     var rankArguments: [String] {
@@ -138,6 +147,7 @@ struct BenchCollectivesConfig {
         if let reps { args += ["--reps", "\(reps)"] }
         if options.kernelBufferBytes > 0 { args += ["--kernel-buffer", "\(options.kernelBufferBytes)"] }
         if check { args.append("--check") }
+        args += ["--bind", bindCores ? "core" : "none"]
         return args
     }
 

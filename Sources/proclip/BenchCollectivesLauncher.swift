@@ -70,7 +70,7 @@ struct BenchCollectivesReport {
         let w = Double(config.world)
         if !config.json {
             let path = lines.first { $0.hasPrefix("path ") }.map { " (payloads in " + $0.dropFirst(5) + ")" } ?? ""
-            Swift.print("all-reduce, \(config.world) processes, \(config.transport.rawValue)\(path), segment \(formatBytes(config.options.segmentBytes)), \(config.options.streams) stream(s); GB/s = 1e9 bytes/s")
+            Swift.print("all-reduce, \(config.world) processes, \(config.transport.rawValue)\(path), segment \(formatBytes(config.options.segmentBytes)), \(config.options.streams) stream(s)\(config.bindCores ? ", one core per rank" : ""); GB/s = 1e9 bytes/s")
             Swift.print("      bytes      time   algbw GB/s   busbw GB/s   p2p GB/s   busbw/p2p   correct")
         }
         for line in lines {

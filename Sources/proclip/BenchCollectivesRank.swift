@@ -17,6 +17,10 @@ struct BenchCollectivesRank {
         let endpoint = config.transport == .tcp
             ? "tcp://127.0.0.1:*" : "ipc:///tmp/proclip-ring-\(config.session)-\(rank)"
         RingProcessTuning.keepReceiveBuffersResident()
+        if config.bindCores {
+            let cpu = rank % cpuCount()
+            try RingProcessTuning.bind(toCPUs: cpu..<(cpu + 1))
+        }
         do {
             let listener = try RingListener(bind: endpoint, options: config.options)
             emit("endpoint \(listener.endpoint)")

@@ -14,4 +14,8 @@ static inline void proclip_store_release_u64(uint64_t *p, uint64_t v) {
     __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
+/* Restricts the calling thread (and the threads it creates later) to CPUs first ..< first + count;
+   0, or -errno. */
+int proclip_bind_to_cpus(int first, int count);
+
 #endif
