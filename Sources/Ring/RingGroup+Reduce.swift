@@ -36,7 +36,8 @@ extension RingGroup {
     /// latency-bound and take fewer hops: every rank's buffer is gathered into the scratch, and
     /// every rank sums the W copies in rank order 0…W−1 (the same bits everywhere). With direct
     /// connections (W ≤ `options.directMaxWorld`) each rank sends its buffer straight to every
-    /// other, one hop; otherwise a ring all-gather, W−1 hops:
+    /// other, one hop — or, for a power-of-two W, swaps partial sums in log2(W) rounds of
+    /// recursive doubling (`doubleAndSum`: fewer messages); otherwise a ring all-gather, W−1 hops:
     ///
     ///     T_direct(S, W) ≈ α + (W−1)·S·β + W·S·γ        (γ: time per byte added)
     ///     T_gather(S, W) ≈ (W−1)·(α + S·β) + W·S·γ

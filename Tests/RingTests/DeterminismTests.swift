@@ -50,7 +50,27 @@ final class DeterminismTests: XCTestCase {
         XCTAssertNotNil(firstMismatch(naive, want))
     }
 
-    /// The latency-bound path sums the W copies in rank order 0, 1, …, W−1, on every rank.
+    /// For a power-of-two W the latency-bound path is recursive doubling: a pairwise tree,
+    /// ((x0 + x1) + (x2 + x3)) + …, the same bits on every rank (partners add the same two
+    /// values, and float addition is commutative).
+    func testSmallAllReduceOfPowerOfTwoGroupsSumsAPairwiseTree() {
+        for w in [4, 8] {
+            let n = 999
+            let x = inputs(w, n)
+            func tree(_ ranks: Range<Int>, _ i: Int) -> Float {
+                ranks.count == 1 ? x[ranks.lowerBound][i]
+                    : tree(ranks.lowerBound..<(ranks.lowerBound + ranks.count / 2), i) + tree((ranks.lowerBound + ranks.count / 2)..<ranks.upperBound, i)
+            }
+            let want = (0..<n).map { tree(0..<w, $0) }
+            let got = reduce(x, segmentBytes: 4096, small: 64 << 10)
+            for r in 0..<w { XCTAssertNil(firstMismatch(got[r], want), "W \(w), rank \(r)") }
+            var ordered = x[0]
+            for r in 1..<w { for i in 0..<n { ordered[i] += x[r][i] } }
+            XCTAssertNotNil(firstMismatch(ordered, want), "W \(w): the rank-order sum differs here, so the check has teeth")
+        }
+    }
+
+    /// Otherwise it sums the W copies in rank order 0, 1, …, W−1, on every rank.
     func testSmallAllReduceSumsInRankOrderOnEveryRank() {
         let w = 6, n = 999
         let x = inputs(w, n)
