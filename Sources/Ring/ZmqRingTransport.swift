@@ -247,12 +247,16 @@ public final class ZmqRingTransport: RingTransport {
         slots.release()
     }
 
-    /// Nothing queued: spin a little (yielding), then sleep in `zmq_poll` for a slice.
+    /// Nothing queued: spin a little (looking, yielding), then sleep in `zmq_poll` for a slice.
     func wait(_ socket: ZmqSocket, deadline: Deadline, spinUntil: inout UInt64, for what: @autoclosure () -> String) throws {
         if spinNanoseconds > 0 {
             let now = Deadline.now().nanoseconds
             if spinUntil == 0 { spinUntil = now &+ spinNanoseconds }
             if now < spinUntil {
+                // A non-blocking receive looks at the socket's command mailbox at most once a
+                // millisecond (libzmq throttles it), so a message that arrived on an idle pipe
+                // stays unseen; a zero-timeout poll processes the commands every time.
+                if try socket.waitReadable(milliseconds: 0) { return }
                 sched_yield()
                 return
             }
