@@ -28,7 +28,7 @@ import Glibc
 ///         24    8 attached   set to 1 by the sender (the receiver then unlinks the name)
 ///         64    8 released   slots given back by the receiver (its own cache line)
 ///       4096      slot i at 4096 + i · slotBytes (slotBytes a multiple of 4096)
-final class SharedSlots {
+public final class SharedSlots {
     static let magic: UInt64 = 0x3154_4F4C_534C_4350  // "PCLSLOT1"
     static let headerBytes = 4096
     /// Size of the descriptor that replaces the payload in the ZeroMQ message: nonce (8),
@@ -47,7 +47,7 @@ final class SharedSlots {
     private var count: UInt64 = 0
 
     /// The shared-memory name of the slots behind an `ipc://` endpoint (stream 0's).
-    static func name(for endpoint: String) -> String { "/proclip-ring-" + FNV1a64.hex(endpoint) }
+    public static func name(for endpoint: String) -> String { "/proclip-ring-" + FNV1a64.hex(endpoint) }
 
     /// Creates the slots of a link this rank receives on, replacing any left by a process that
     /// died with the same endpoint. Fails (the link then carries payloads in ZeroMQ messages)

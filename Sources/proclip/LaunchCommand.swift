@@ -34,6 +34,8 @@ struct LaunchCommand: ParsableCommand {
     @Option(help: "Checkpoint every N steps (0: only at phase ends and by time).") var checkpointEvery: Int?
     @Flag(help: "Reuse a run directory that already holds a run.") var overwrite = false
     @Flag(help: "No live progress line.") var quiet = false
+    @Option(help: "Ring between the workers: ipc (Unix sockets, payloads in shared memory) or tcp (loopback).")
+    var transport: BenchTransport = .ipc
     @Option(help: "Workers all-reduce gradient buckets during backward: auto, on, off (see `proclip worker --help`).")
     var overlap: GradientOverlap = .auto
 
@@ -68,12 +70,22 @@ struct LaunchCommand: ParsableCommand {
         let coordinator = try LoggedProcess(executable: exe, arguments: coordArgs, log: dir + "/coordinator.log")
         var children = [coordinator]
         var workerProcs: [LoggedProcess] = []
+        // ipc endpoints of this launch; their socket files and any shared memory left by a
+        // worker that died early are removed at the end.
+        let ringPaths = transport == .ipc ? (0..<workers).map { "/tmp/proclip-\(getpid())-worker-\($0)" } : []
+        defer {
+            for path in ringPaths {
+                for file in [path, path + ".direct"] { unlink(file) }
+                shm_unlink(SharedSlots.name(for: "ipc://" + path))
+            }
+        }
         for k in 0..<workers {
-            let p = try LoggedProcess(executable: exe, arguments: workerArgs, log: dir + "/worker-\(k).log")
+            let bind = ringPaths.isEmpty ? [] : ["--bind", "ipc://" + ringPaths[k]]
+            let p = try LoggedProcess(executable: exe, arguments: workerArgs + bind, log: dir + "/worker-\(k).log")
             workerProcs.append(p)
             children.append(p)
         }
-        printError("proclip launch: coordinator on \(endpoint) and \(workers) worker(s) × \(perWorker) thread(s); logs in \(dir)/")
+        printError("proclip launch: coordinator on \(endpoint) and \(workers) worker(s) × \(perWorker) thread(s), ring over \(transport.rawValue); logs in \(dir)/")
         let status = try StatusClient(endpoint: endpoint)
         var progress = ProgressLine()
         progress.enabled = !quiet

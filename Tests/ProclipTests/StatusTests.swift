@@ -11,7 +11,7 @@ final class StatusTests: XCTestCase {
         let endpoint = "tcp://127.0.0.1:\(port)"
         let launch = try LoggedProcess(executable: proclipExecutable, arguments: [
             "launch", "--config", "Configs/demo.yaml", "--workers", "2", "--max-steps", "300", "--port", "\(port)",
-            "--run-dir", dir, "--overwrite", "--quiet", "--threads", "1",
+            "--run-dir", dir, "--overwrite", "--quiet", "--threads", "1", "--transport", "tcp",
         ], log: FileManager.default.temporaryDirectory.appendingPathComponent("proclip-status-launch-\(getpid()).log").path)
         defer { launch.send(signal: SIGKILL) }
         let client = try StatusClient(endpoint: endpoint)
@@ -29,16 +29,24 @@ final class StatusTests: XCTestCase {
         XCTAssertEqual(r.totalSteps, 300)
         XCTAssertTrue((1...300).contains(r.step))
         XCTAssertEqual(r.phase.count, 2)
-        XCTAssertEqual(r.phase.name, "inherit")
-        XCTAssertEqual(r.phase.kind, "inherit")
         XCTAssertTrue((0..<8).contains(r.phase.epoch))
         XCTAssertEqual(r.worldSize, 2)
         XCTAssertEqual(r.generation, 1)
-        XCTAssertEqual(Set(r.loss.keys), ["ins", "str", "total"])
-        XCTAssertEqual(Set(r.lossSmoothed.keys), ["ins", "str", "total"])
         XCTAssertTrue(r.loss.values.allSatisfy { $0.isFinite && $0 >= 0 })
-        XCTAssertEqual(Set(r.lr.keys), ["text"])
-        XCTAssertEqual(try XCTUnwrap(r.logitScale), 1 / 0.07, accuracy: 0.01, "inherit leaves the logit scale at its start")
+        // Usually the first phase; on a fast machine the workers' first timings may come after it.
+        XCTAssertEqual(r.phase.kind, r.phase.name)
+        if r.phase.name == "inherit" {
+            XCTAssertLessThanOrEqual(r.step, 256)
+            XCTAssertEqual(Set(r.loss.keys), ["ins", "str", "total"])
+            XCTAssertEqual(Set(r.lossSmoothed.keys), ["ins", "str", "total"])
+            XCTAssertEqual(Set(r.lr.keys), ["text"])
+            XCTAssertEqual(try XCTUnwrap(r.logitScale), 1 / 0.07, accuracy: 0.01, "inherit leaves the logit scale at its start")
+        } else {
+            XCTAssertEqual(r.phase.name, "contrast")
+            XCTAssertGreaterThan(r.step, 256)
+            XCTAssertEqual(Set(r.loss.keys), ["clip", "sd_ins", "sd_str", "total"])
+            XCTAssertEqual(Set(r.lr.keys), ["image", "scale", "text"])
+        }
         XCTAssertGreaterThan(try XCTUnwrap(r.samplesPerSecond), 0)
         XCTAssertGreaterThan(try XCTUnwrap(r.etaSeconds), 0)
         XCTAssertGreaterThan(r.elapsedSeconds, 0)
