@@ -25,6 +25,7 @@ struct BenchJob: ParsableCommand {
     @Option(help: "Steps not counted at the start of a run (warm-up).") var warmup: Int = 20
     @Option(help: "Threads per worker.") var threads: Int = 1
     @Option(help: "Runs of each kind.") var repeats: Int = 3
+    @Option(help: "Ring between the workers, both kinds of run: ipc or tcp.") var transport: BenchTransport = .ipc
     @Option(help: "Gradient all-reduce during backward, both kinds of run: auto, on, off.") var overlap: GradientOverlap = .auto
     @Flag(help: "One JSON object instead of a table.") var json = false
 
@@ -45,7 +46,7 @@ struct BenchJob: ParsableCommand {
                     let dir = "\(tmp)/launch-\(r)"
                     let p = try LoggedProcess(executable: exe, arguments: [
                         "launch", "--config", config, "--workers", "\(workers)", "--max-steps", "\(steps)", "--run-dir", dir,
-                        "--overwrite", "--quiet", "--threads", "\(threads)", "--checkpoint-every", "0"] + ["--overlap", overlap.rawValue], log: "\(tmp)/launch-\(r).log")
+                        "--overwrite", "--quiet", "--threads", "\(threads)", "--checkpoint-every", "0", "--transport", transport.rawValue] + ["--overlap", overlap.rawValue], log: "\(tmp)/launch-\(r).log")
                     guard p.wait(timeout: 3600) == .exited(0) else { throw ValidationError("launch failed; see \(tmp)/launch-\(r).log") }
                     withCoordinator.append(try stepsPerSecond(metrics: dir + "/metrics.jsonl"))
                 } else {
@@ -54,11 +55,12 @@ struct BenchJob: ParsableCommand {
             }
         }
         let a = medianOf(withCoordinator), b = medianOf(bare)
+        _ = try? FileManager.default.removeItem(atPath: tmp)  // the runs' logs, kept only when one failed
         if json {
-            print("{\"config\": \"\(config)\", \"workers\": \(workers), \"overlap\": \"\(overlap.rawValue)\", \"steps\": \(steps - warmup), \"with_coordinator_steps_per_second\": \(a), "
+            print("{\"config\": \"\(config)\", \"workers\": \(workers), \"transport\": \"\(transport.rawValue)\", \"overlap\": \"\(overlap.rawValue)\", \"steps\": \(steps - warmup), \"with_coordinator_steps_per_second\": \(a), "
                   + "\"bare_ring_steps_per_second\": \(b), \"ratio\": \(a / b), \"runs\": {\"with_coordinator\": \(withCoordinator), \"bare_ring\": \(bare)}}")
         } else {
-            print("proclip bench job: \(config), \(workers) workers × \(threads) thread(s), overlap \(overlap.rawValue), steps \(warmup + 1)…\(steps), median of \(repeats)")
+            print("proclip bench job: \(config), \(workers) workers × \(threads) thread(s), ring over \(transport.rawValue), overlap \(overlap.rawValue), steps \(warmup + 1)…\(steps), median of \(repeats)")
             print("  under the coordinator: \(fixed(a, 2)) steps/s   (runs: \(withCoordinator.map { fixed($0, 2) }.joined(separator: ", ")))")
             print("  bare ring:             \(fixed(b, 2)) steps/s   (runs: \(bare.map { fixed($0, 2) }.joined(separator: ", ")))")
             print("  ratio: \(fixed(a / b, 3)) (coordinator overhead \(fixed(100 * (1 - a / b), 1))%)")
@@ -81,12 +83,20 @@ struct BenchJob: ParsableCommand {
     /// The same steps over a ring of `workers` processes with no coordinator.
     func bareRing(exe: String, log: String) throws -> Double {
         let ports = (0..<workers).map { 40000 + Int(getpid() % 5000) + $0 * 7 + Int.random(in: 0..<5) * 1000 }
-        let endpoints = ports.map { "tcp://127.0.0.1:\($0)" }.joined(separator: ",")
+        let endpoints = (transport == .ipc ? (0..<workers).map { "ipc:///tmp/proclip-bench-job-\(getpid())-\($0)" }
+                                           : ports.map { "tcp://127.0.0.1:\($0)" }).joined(separator: ",")
         var procs: [LoggedProcess] = []
         for r in 0..<workers {
             procs.append(try LoggedProcess(executable: exe, arguments: [
                 "bench", "job-rank", "--config", config, "--rank", "\(r)", "--endpoints", endpoints, "--steps", "\(steps)",
                 "--warmup", "\(warmup)", "--threads", "\(threads)"] + ["--overlap", overlap.rawValue], log: "\(log)-\(r).log"))
+        }
+        defer {
+            for e in endpoints.split(separator: ",") where e.hasPrefix("ipc://") {
+                let path = String(e.dropFirst(6))
+                unlink(path)
+                unlink(path + ".direct")
+            }
         }
         for (r, p) in procs.enumerated() {
             guard p.wait(timeout: 3600) == .exited(0) else { throw ValidationError("bare ring rank \(r) failed; see \(log)-\(r).log") }
