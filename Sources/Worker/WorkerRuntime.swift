@@ -69,6 +69,9 @@ public final class WorkerRuntime {
         ringOptions.timeout = options.ringTimeout
         var listener: RingListener? = try RingListener(bind: bindEndpoint, options: ringOptions)
         let endpoint = listener!.endpoint
+        if let problem = listener!.sharedMemoryProblem {
+            log("ring payloads from the predecessor travel in messages: \(problem) (each rank on ipc needs \(ringOptions.sharedMemorySlots * ringOptions.segmentBytes >> 20) MiB of /dev/shm)")
+        }
         let host = endpoint.hasPrefix("tcp://") ? String(endpoint.dropFirst(6).split(separator: ":").first ?? "") : LocalAddress.hostname
         let hello = WorkerHello(version: ProclipInfo.version, host: host, pid: getpid(), threads: options.threads,
                                 dataEndpoint: endpoint, configHash: options.config?.hash)
