@@ -1,4 +1,7 @@
 import Wire
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The bound, receiving end of a rank's ring connections: one ZeroMQ PULL socket per stream.
 ///
@@ -60,6 +63,14 @@ public final class RingListener {
         }
         sharedSlots = slots
         sharedMemoryProblem = problem
+    }
+
+    /// Removes the socket files of `ipc://` endpoints (libzmq leaves them behind). Called by the
+    /// transport when it closes: the next generation may bind the same paths.
+    func removeSocketFiles() {
+        for e in endpoint.split(separator: ",") + [Substring(directEndpoint)] where e.hasPrefix("ipc://") {
+            unlink(String(e.dropFirst(6)))
+        }
     }
 
     /// Endpoint of stream `k` derived from a rank's endpoint.

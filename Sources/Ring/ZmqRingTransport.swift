@@ -303,6 +303,7 @@ public final class ZmqRingTransport: RingTransport {
         for s in listener.sockets { s.close() }
         listener.directInbox.close()
         listener.context.terminate()
+        listener.removeSocketFiles()
     }
 
     @inline(__always)
