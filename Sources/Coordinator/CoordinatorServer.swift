@@ -75,6 +75,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     let resumeNotes: [String]
     let resumeStep: Int?
     var lostMetrics: String?
+    /// The step of the last line in metrics.jsonl.
+    var metricsStep = 0
     private var stopFlag = Monitor()
     private var stopRequested = false
 
@@ -150,6 +152,7 @@ public final class CoordinatorServer: @unchecked Sendable {
                 }
             }
             if last < step { lostMetrics = "resume: metrics of steps \(last + 1)…\(step) were lost with the interrupted run" }
+            metricsStep = last
         }
     }
 
@@ -255,7 +258,12 @@ public final class CoordinatorServer: @unchecked Sendable {
             guard let batch = m.decode([StepReport].self), !batch.isEmpty else { channel.noteMalformed(); return nil }
             for r in batch {
                 if r.generation == core.generation {
+                    if r.step <= metricsStep {
+                        // A new generation replays steps from its checkpoint: their earlier lines go.
+                        do { try run.rewindMetrics(toStep: r.step - 1) } catch { record("metrics.jsonl: \(error)") }
+                    }
                     run.appendMetrics(r.json)
+                    metricsStep = r.step
                     for (k, v) in r.loss { smoothed[k] = smoothed[k].map { 0.9 * $0 + 0.1 * v } ?? v }
                     smoothedRate = smoothedRate.map { 0.9 * $0 + 0.1 * r.samplesPerSecond } ?? r.samplesPerSecond
                 }

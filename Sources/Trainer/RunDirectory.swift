@@ -15,7 +15,7 @@ import Glibc
 /// - `final.safetensors` — the trained parameters under their PyTorch names.
 public final class RunDirectory {
     public let path: String
-    private let metrics: UnsafeMutablePointer<FILE>
+    private var metrics: UnsafeMutablePointer<FILE>
     private let logFile: UnsafeMutablePointer<FILE>
     private var lastFlush = 0.0
 
@@ -80,6 +80,19 @@ public final class RunDirectory {
             fflush(metrics)
             lastFlush = now
         }
+    }
+
+    /// Drops the metrics lines of steps after `step` (a new generation of workers recomputes them
+    /// from a checkpoint), so that metrics.jsonl keeps describing the steps that made the model.
+    public func rewindMetrics(toStep step: Int) throws {
+        fflush(metrics)
+        let file = path + "/metrics.jsonl"
+        let kept = String(decoding: try Files.read(file), as: UTF8.self).split(separator: "\n")
+            .filter { (RunDirectory.step(of: $0) ?? Int.max) <= step }
+        try Files.writeAtomically(file, Array((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8))
+        guard let m = fopen(file, "a") else { throw FileError(file, "cannot reopen: \(Files.errnoText())") }
+        fclose(metrics)
+        metrics = m
     }
 
     /// Writes buffered metrics lines out now.

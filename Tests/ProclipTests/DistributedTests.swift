@@ -1,3 +1,4 @@
+import Control
 import Foundation
 import Spawn
 import XCTest
@@ -38,6 +39,41 @@ final class DistributedTests: XCTestCase {
             let metrics = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             XCTAssertEqual(metrics.count, 20)
         }
+    }
+
+    /// A worker killed mid-run under `launch` (ring over ipc, payloads in shared memory): the
+    /// coordinator forms generation 2 with the two left, which bind the same ipc endpoints again,
+    /// resume from the newest checkpoint and finish; metrics.jsonl has every step once.
+    func testDeadWorkerReformsTheRingOverIpc() throws {
+        let dir = tempDir("reform")
+        let port = 35000 + Int(getpid() % 2000)
+        let launch = try LoggedProcess(executable: proclipExecutable, arguments: [
+            "launch", "--config", "Configs/demo.yaml", "--workers", "3", "--min-workers", "2", "--max-steps", "300",
+            "--checkpoint-every", "20", "--port", "\(port)", "--run-dir", dir, "--overwrite", "--quiet", "--threads", "1",
+        ], log: dir + ".launch.log")
+        defer { launch.send(signal: SIGKILL) }
+        let client = try StatusClient(endpoint: "tcp://127.0.0.1:\(port)")
+        var victim: Int32?
+        let deadline = Date().addingTimeInterval(120)
+        while victim == nil, Date() < deadline, launch.poll() == nil {
+            if let r = try? client.query(timeout: 0.5), r.step >= 25, r.workers.count == 3 {
+                victim = r.workers.first { $0.rank == 1 }?.pid
+            }
+            usleep(20_000)
+        }
+        let pid = try XCTUnwrap(victim, "a running job with three workers past its first checkpoint")
+        XCTAssertEqual(kill(pid, SIGKILL), 0)
+        XCTAssertEqual(launch.wait(timeout: 180), .exited(0), (try? String(contentsOfFile: dir + ".launch.log", encoding: .utf8)) ?? "")
+        let log = try String(contentsOfFile: dir + "/train.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("generation 2: 2 worker(s), resuming from step"), log)
+        let steps = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line -> Int in
+            let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return obj?["step"] as? Int ?? -1
+        }
+        XCTAssertEqual(steps, Array(1...300))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/final.safetensors"))
+        let left = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("proclip-\(launch.pid)-worker") }
+        XCTAssertEqual(left.sorted(), [], "launch removes its workers' ipc endpoints")
     }
 
     /// Every worker switches phase at the configured step; the coordinator logs the change and the
