@@ -19,7 +19,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Threads for OpenBLAS and the element-wise kernels.") var threads: Int = 1
     @Option(help: "Dataset directory (default: the config's data.path).") var data: String?
     @Option(help: "A config of this worker's own, refused if it differs from the coordinator's.") var config: String?
-    @Option(help: "Data-plane endpoint to bind (default: tcp://<address toward the coordinator>:*).") var bind: String?
+    @Option(help: "Data-plane endpoint to bind (default: tcp://<address toward the coordinator>:*). An ipc://PATH endpoint serves a predecessor on this host: its payloads then arrive through shared memory.") var bind: String?
     @Option(help: "Seconds a collective waits for a peer before the step fails.") var ringTimeout: Double = 30
     @Option(help: "All-reduce gradient buckets during backward: auto (when the gradients fill two 4 MiB buckets), on, off (one all-reduce after backward).")
     var overlap: GradientOverlap = .auto
