@@ -17,7 +17,7 @@ struct BenchCollectives: ParsableCommand {
     var world: Int = 4
 
     @Option(help: "Transport between the processes: tcp (loopback) or ipc (Unix sockets, payloads in shared memory).")
-    var transport: BenchTransport = .tcp
+    var transport: LocalTransport = .tcp
 
     @Option(help: "Buffer sizes in bytes, comma-separated, with K/M/G suffixes (powers of 1024).")
     var sizes: String = "4K,64K,1M,16M,64M"
@@ -116,15 +116,15 @@ enum BenchBinding: String, ExpressibleByArgument, CaseIterable {
     case core, none
 }
 
-/// The transports the benchmark can use.
-enum BenchTransport: String, ExpressibleByArgument, CaseIterable {
+/// Transports between processes on one host (the benchmarks, `launch`).
+enum LocalTransport: String, ExpressibleByArgument, CaseIterable {
     case tcp, ipc
 }
 
 /// Everything one benchmark run needs, handed from the flags to the launcher and each rank.
 struct BenchCollectivesConfig {
     var world: Int
-    var transport: BenchTransport
+    var transport: LocalTransport
     var sizes: [Int]
     var reps: Int?
     var warmup: Int

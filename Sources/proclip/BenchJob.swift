@@ -25,7 +25,7 @@ struct BenchJob: ParsableCommand {
     @Option(help: "Steps not counted at the start of a run (warm-up).") var warmup: Int = 20
     @Option(help: "Threads per worker.") var threads: Int = 1
     @Option(help: "Runs of each kind.") var repeats: Int = 3
-    @Option(help: "Ring between the workers, both kinds of run: ipc or tcp.") var transport: BenchTransport = .ipc
+    @Option(help: "Ring between the workers, both kinds of run: ipc or tcp.") var transport: LocalTransport = .ipc
     @Option(help: "Gradient all-reduce during backward, both kinds of run: auto, on, off.") var overlap: GradientOverlap = .auto
     @Flag(help: "One JSON object instead of a table.") var json = false
 

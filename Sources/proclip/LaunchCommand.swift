@@ -35,7 +35,7 @@ struct LaunchCommand: ParsableCommand {
     @Flag(help: "Reuse a run directory that already holds a run.") var overwrite = false
     @Flag(help: "No live progress line.") var quiet = false
     @Option(help: "Ring between the workers: ipc (Unix sockets, payloads in shared memory) or tcp (loopback).")
-    var transport: BenchTransport = .ipc
+    var transport: LocalTransport = .ipc
     @Option(help: "Workers all-reduce gradient buckets during backward: auto, on, off (see `proclip worker --help`).")
     var overlap: GradientOverlap = .auto
 
