@@ -167,6 +167,7 @@ public final class WorkerRuntime {
             mailbox.post(.failure(FailureReport(workerID: workerID, generation: g, step: a.startStep, reason: "joining the ring: \(error)")))
             return
         }
+        log("generation \(g): ring joined; payloads to the successor travel in \(group.payloadPath)")
         nonisolated(unsafe) let abandonable = group
         mailbox.setAbandon { abandonable.abandon() }
         var reducers: [RingGradientReducer] = []

@@ -72,6 +72,8 @@ final class DistributedTests: XCTestCase {
         }
         XCTAssertEqual(steps, Array(1...300))
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/final.safetensors"))
+        let worker0 = try String(contentsOfFile: dir + "/worker-0.log", encoding: .utf8)
+        XCTAssertTrue(worker0.contains("generation 1: ring joined; payloads to the successor travel in shared memory"), worker0)
         let left = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("proclip-\(launch.pid)-worker") }
         XCTAssertEqual(left.sorted(), [], "launch removes its workers' ipc endpoints")
     }
