@@ -19,9 +19,17 @@ final class RebindTests: XCTestCase {
         }
         let results = Results()
         nonisolated(unsafe) let listeners = first
+        // The fence the coordinator keeps (bound, then go): no rank connects for a generation
+        // while its peer still listens with the previous one's sockets, which would take the
+        // hello and drop it on closing.
+        let fence = Fence(parties: 2)
         let rank: @Sendable (Int) -> Void = { r in
             var listener = listeners[r]
             for generation in 1...3 {
+                guard fence.pass(timeout: 30) else {
+                    results.add(error: "rank \(r) generation \(generation): the peer never reached the fence")
+                    return
+                }
                 do {
                     let g = try RingGroup(listener: listener, rank: r, worldSize: 2, successor: endpoints[(r + 1) % 2],
                                           generation: UInt64(generation))
@@ -44,5 +52,33 @@ final class RebindTests: XCTestCase {
         XCTAssertEqual(results.errors, [])
         XCTAssertEqual(results.sums.count, 6)
         XCTAssertTrue(results.sums.allSatisfy { $0[0] == 3 }, "\(results.sums)")
+    }
+}
+
+/// Parties pass together, round after round; a party waits at most `timeout` seconds.
+final class Fence: @unchecked Sendable {
+    private let condition = NSCondition()
+    private let parties: Int
+    private var arrived = 0
+    private var round = 0
+
+    init(parties: Int) { self.parties = parties }
+
+    func pass(timeout: Double) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let mine = round
+        arrived += 1
+        if arrived == parties {
+            arrived = 0
+            round += 1
+            condition.broadcast()
+            return true
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        while round == mine {
+            if !condition.wait(until: deadline) { return round != mine }
+        }
+        return true
     }
 }
