@@ -61,31 +61,9 @@ extension RingGroup {
             guard worldSize > 1, buffer.count > 0, let x = buffer.baseAddress else { return }
             let w = worldSize, r = rank, seg = segmentFloats
             blocks.setEqual(buffer.count)
-            // Reduce-scatter, step 0: this rank's own values of block r−1 start its sum.
-            let first = (r + w - 1) % w
-            var i = 0
-            while i < blocks.count(first) {
-                let n = min(seg, blocks.count(first) - i)
-                try link.send(x + blocks.offset(first) + i, n)
-                i += n
-            }
-            for s in 0..<(w - 1) {
-                let b = (r + 2 * w - s - 2) % w
-                let base = x + blocks.offset(b), count = blocks.count(b)
-                var i = 0
-                if s < w - 2 {
-                    while i < count {
-                        let n = min(seg, count - i), local = base + i
-                        try link.receive(n, forward: true) { Kernels.accumulate($0, local, n) }
-                        i += n
-                    }
-                } else {
-                    while i < count {
-                        let n = min(seg, count - i), local = base + i
-                        try link.receive(n, forward: true) { Kernels.accumulateAndStore($0, local, n) }
-                        i += n
-                    }
-                }
+            // The complete sum of block r is stored and travels on as the first all-gather message.
+            try reduceScatterSteps(UnsafePointer(x), &link, forwardLast: true) { message, i, n in
+                Kernels.accumulateAndStore(message, x + blocks.offset(r) + i, n)
             }
             // The first step lent block r−1 to the transport; all-gather overwrites it first.
             try link.releaseSends()
@@ -200,37 +178,51 @@ extension RingGroup {
         try require(output.count == counts[rank], "output has \(output.count) elements, counts[\(rank)] = \(counts[rank])")
         try perform(.ringReduceScatter) { link in
             guard let x = input.baseAddress else { return }
-            let w = worldSize, r = rank, seg = segmentFloats
+            let w = worldSize, r = rank
             if w == 1 {
                 if let out = output.baseAddress, out != UnsafeMutablePointer(mutating: x) { memmove(out, x, output.count &* 4) }
                 return
             }
-            let first = (r + w - 1) % w
-            var i = 0
-            while i < blocks.count(first) {
-                let n = min(seg, blocks.count(first) - i)
-                try link.send(x + blocks.offset(first) + i, n)
-                i += n
-            }
-            for s in 0..<(w - 1) {
-                let b = (r + 2 * w - s - 2) % w
-                let base = x + blocks.offset(b), count = blocks.count(b)
-                var i = 0
-                if s < w - 2 {
-                    while i < count {
-                        let n = min(seg, count - i), local = base + i
-                        try link.receive(n, forward: true) { Kernels.accumulate($0, local, n) }
-                        i += n
-                    }
-                } else if let out = output.baseAddress {
-                    while i < count {
-                        let n = min(seg, count - i), local = base + i, dst = out + i
-                        try link.receive(n, forward: false) { Kernels.sum($0, local, into: dst, n) }
-                        i += n
-                    }
-                }
+            let out = output.baseAddress ?? UnsafeMutablePointer(mutating: x)  // nil only for an empty block: never written
+            try reduceScatterSteps(x, &link, forwardLast: false) { message, i, n in
+                Kernels.sum(message, x + blocks.offset(r) + i, into: out + i, n)
             }
             try link.releaseSends()
+        }
+    }
+
+    /// The reduce-scatter half of the ring over the blocks in `blocks`: send this rank's values
+    /// of block r−1 (the start of its sum), then for W−1 steps receive the partial sum of block
+    /// (r−s−2) mod W, add this rank's values into it in place and forward it. At the last step
+    /// the block is r's own and the sum complete: each segment goes to `finish` (the message,
+    /// the segment's offset in the block, its length), and is forwarded if `forwardLast`.
+    @inline(__always)
+    private func reduceScatterSteps(
+        _ x: UnsafePointer<Float>, _ link: inout Link, forwardLast: Bool,
+        finish: (UnsafeMutableRawPointer, Int, Int) -> Void
+    ) throws {
+        let w = worldSize, r = rank, seg = segmentFloats
+        let first = (r + w - 1) % w
+        var i = 0
+        while i < blocks.count(first) {
+            let n = min(seg, blocks.count(first) - i)
+            try link.send(x + blocks.offset(first) + i, n)
+            i += n
+        }
+        for s in 0..<(w - 1) {
+            let b = (r + 2 * w - s - 2) % w
+            let base = x + blocks.offset(b), count = blocks.count(b)
+            var i = 0
+            while i < count {
+                let n = min(seg, count - i), offset = i
+                if s < w - 2 {
+                    let local = base + i
+                    try link.receive(n, forward: true) { Kernels.accumulate($0, local, n) }
+                } else {
+                    try link.receive(n, forward: forwardLast) { finish($0, offset, n) }
+                }
+                i += n
+            }
         }
     }
 }

@@ -98,11 +98,11 @@ public final class RingGroup {
         scratch.deallocate()
     }
 
-    /// How ring payloads reach the successor: "shared memory" (ipc links with slots attached)
-    /// or "messages".
-    public var payloadPath: String {
-        (transport as? ZmqRingTransport)?.sendsThroughSharedMemory == true ? "shared memory" : "messages"
-    }
+    /// Whether ring payloads reach the successor through its shared-memory slots (ipc links).
+    public var sharesMemory: Bool { (transport as? ZmqRingTransport)?.sendsThroughSharedMemory == true }
+
+    /// How ring payloads reach the successor, for logs: "shared memory" or "messages".
+    public var payloadPath: String { sharesMemory ? "shared memory" : "messages" }
 
     /// Messages dropped so far (malformed, or stale: of an older generation).
     public var drops: DropCounts { transport.drops }

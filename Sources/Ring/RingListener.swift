@@ -73,6 +73,16 @@ public final class RingListener {
         }
     }
 
+    /// Removes what a rank bound at the `ipc://` endpoint `endpoint` (with the derived stream and
+    /// direct paths) leaves behind when its process is killed: the socket files and its
+    /// shared-memory slots. For launchers; a closing transport removes its own socket files.
+    public static func removeLeftovers(of endpoint: String, streams: Int = 1) {
+        guard endpoint.hasPrefix("ipc://") else { return }
+        let paths = (0..<streams).compactMap { try? streamEndpoint(endpoint, $0) } + [(try? streamEndpoint(endpoint, 0, direct: true)) ?? ""]
+        for e in paths where e.hasPrefix("ipc://") { unlink(String(e.dropFirst(6))) }
+        shm_unlink(SharedSlots.name(for: endpoint))
+    }
+
     /// Endpoint of stream `k` derived from a rank's endpoint.
     static func streamEndpoint(_ endpoint: String, _ k: Int, direct: Bool = false) throws -> String {
         if endpoint.hasPrefix("ipc://") { return direct ? "\(endpoint).direct" : k == 0 ? endpoint : "\(endpoint).\(k)" }

@@ -197,19 +197,8 @@ public final class ZmqRingTransport: RingTransport {
                 if shared { return try receiveShared(from: peer, tag: tag, byteCount: byteCount, deadline: deadline, forward: forward, consume) }
                 try checkSize(payloadIn, byteCount, tag, peer)
                 try consume(payloadIn.bytes)
-                if let forward {
-                    guard forward.peer == successor else {
-                        throw RingError.invalidArgument("rank \(rank) forwards only to its successor, not \(forward.peer)")
-                    }
-                    let socket = pushes[Int(forward.tag.chunk) % streams]
-                    if try pushShared(UnsafeRawBufferPointer(payloadIn.bytes), tag: forward.tag, on: socket, deadline: deadline) {
-                        payloadIn.clear()
-                        return
-                    }
-                    try push(forward.tag, payloadIn, on: socket, deadline: deadline)
-                } else {
-                    payloadIn.clear()
-                }
+                if let forward { try send(on: forward, UnsafeRawBufferPointer(payloadIn.bytes), received: payloadIn, deadline: deadline) }
+                payloadIn.clear()
                 return
             }
         }
@@ -230,21 +219,25 @@ public final class ZmqRingTransport: RingTransport {
             throw RingError.protocolViolation("\(tag): \(payload.count) bytes from rank \(peer), expected \(byteCount)")
         }
         try consume(payload)
-        if let forward {
-            guard forward.peer == successor else {
-                throw RingError.invalidArgument("rank \(rank) forwards only to its successor, not \(forward.peer)")
-            }
-            let socket = pushes[Int(forward.tag.chunk) % streams]
-            let bytes = UnsafeRawBufferPointer(payload)
-            if try !pushShared(bytes, tag: forward.tag, on: socket, deadline: deadline) {
-                try payloadOut.setCopy(of: bytes)  // the slot is released below
-                do { try push(forward.tag, payloadOut, on: socket, deadline: deadline) } catch {
-                    payloadOut.clear()
-                    throw error
-                }
-            }
-        }
+        if let forward { try send(on: forward, UnsafeRawBufferPointer(payload), received: nil, deadline: deadline) }
         slots.release()
+    }
+
+    /// Sends a received payload on to the successor: into its shared-memory slots when it can,
+    /// else as the received message itself (`received`, no copy), else as a copy (a payload in
+    /// this rank's slots, which are released after this returns).
+    private func send(on forward: Forward, _ bytes: UnsafeRawBufferPointer, received: ZmqMessage?, deadline: Deadline) throws {
+        guard forward.peer == successor else {
+            throw RingError.invalidArgument("rank \(rank) forwards only to its successor, not \(forward.peer)")
+        }
+        let socket = pushes[Int(forward.tag.chunk) % streams]
+        if try pushShared(bytes, tag: forward.tag, on: socket, deadline: deadline) { return }
+        let message = received ?? payloadOut
+        if received == nil { try payloadOut.setCopy(of: bytes) }
+        do { try push(forward.tag, message, on: socket, deadline: deadline) } catch {
+            message.clear()
+            throw error
+        }
     }
 
     /// Nothing queued: spin a little (looking, yielding), then sleep in `zmq_poll` for a slice.

@@ -1,5 +1,6 @@
 import Ring
 import Tensors
+import Model
 import Trainer
 
 /// The step's collectives over a ring of workers.
@@ -40,4 +41,14 @@ public final class RingGradientReducer: GradientReducer {
     }
 
     deinit { close() }
+
+    /// The reducer of a new phase's `engine` (nil: its gradients are all-reduced after backward,
+    /// by one call), after closing `current`, the previous phase's, which is done with the group.
+    public static func next(
+        replacing current: inout RingGradientReducer?, group: RingGroup, engine: StepEngine, overlap: GradientOverlap
+    ) throws -> RingGradientReducer? {
+        current?.close()
+        current = group.worldSize > 1 && overlap.applies(to: engine) ? try RingGradientReducer(group: group, gradients: engine.grads) : nil
+        return current
+    }
 }

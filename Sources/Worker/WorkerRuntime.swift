@@ -170,10 +170,10 @@ public final class WorkerRuntime {
         log("generation \(g): ring joined; payloads to the successor travel in \(group.payloadPath)")
         nonisolated(unsafe) let abandonable = group
         mailbox.setAbandon { abandonable.abandon() }
-        var reducers: [RingGradientReducer] = []
+        var reducer: RingGradientReducer?
         defer {
             mailbox.setAbandon(nil)
-            for r in reducers { r.close() }
+            reducer?.close()
             group.close()
         }
         let collectives = RingCollectives(group: group)
@@ -213,18 +213,11 @@ public final class WorkerRuntime {
                 try loop.run(from: global, to: end, executor: { phase in
                     let engine = StepEngine(layout: store.layout, settings: phase.config.loss,
                                             ownership: Ownership(batch: phase.config.batch, world: a.world, rank: a.rank))
-                    // The previous phase's reducer is done with the group.
-                    for r in reducers { r.close() }
-                    reducers.removeAll()
-                    var reducer: RingGradientReducer?
-                    if a.world > 1 && self.options.overlap.applies(to: engine) {
-                        reducer = try RingGradientReducer(group: group, gradients: engine.grads)
-                        reducers.append(reducer!)
-                    }
+                    let phaseReducer = try RingGradientReducer.next(replacing: &reducer, group: group, engine: engine, overlap: self.options.overlap)
                     let bytes = engine.layout.span(of: engine.computedGroups).count * 4
                     self.log("phase \(phase.index + 1)/\(loop.plan.phases.count) '\(phase.config.name)' (\(phase.config.kind.rawValue)) from step \(max(global, phase.firstGlobalStep)); "
-                             + "\(bytes) gradient bytes all-reduced \(reducer == nil ? "after" : "during") backward")
-                    let e = DistributedExecutor(engine: engine, collectives: collectives, reducer: reducer)
+                             + "\(bytes) gradient bytes all-reduced \(phaseReducer == nil ? "after" : "during") backward")
+                    let e = DistributedExecutor(engine: engine, collectives: collectives, reducer: phaseReducer)
                     executor = e
                     return e
                 }, onStep: { o in

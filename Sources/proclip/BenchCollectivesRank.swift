@@ -32,7 +32,7 @@ struct BenchCollectivesRank {
                 successor: String(line.dropFirst("successor ".count)), generation: 1)
             emit("ready")
             var path = group.payloadPath
-            if path == "shared memory" { path += ", \(config.options.sharedMemorySlots) slots of \(formatBytes(config.options.segmentBytes)) per link" }
+            if group.sharesMemory { path += ", \(config.options.sharedMemorySlots) slots of \(formatBytes(config.options.segmentBytes)) per link" }
             if let problem = listener.sharedMemoryProblem { path += " (no shared memory: \(problem))" }
             emit("path \(path)")
             for bytes in config.sizes {

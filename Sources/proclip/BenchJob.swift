@@ -91,13 +91,7 @@ struct BenchJob: ParsableCommand {
                 "bench", "job-rank", "--config", config, "--rank", "\(r)", "--endpoints", endpoints, "--steps", "\(steps)",
                 "--warmup", "\(warmup)", "--threads", "\(threads)"] + ["--overlap", overlap.rawValue], log: "\(log)-\(r).log"))
         }
-        defer {
-            for e in endpoints.split(separator: ",") where e.hasPrefix("ipc://") {
-                let path = String(e.dropFirst(6))
-                unlink(path)
-                unlink(path + ".direct")
-            }
-        }
+        defer { for e in endpoints.split(separator: ",") { RingListener.removeLeftovers(of: String(e)) } }
         for (r, p) in procs.enumerated() {
             guard p.wait(timeout: 3600) == .exited(0) else { throw ValidationError("bare ring rank \(r) failed; see \(log)-\(r).log") }
         }
@@ -138,16 +132,13 @@ struct BenchJobRank: ParsableCommand {
         store.initialize(seed: job.seed)
         let loop = try TrainingLoop(config: job, dataset: dataset, store: store)
         var start = 0.0
-        var reducers: [RingGradientReducer] = []
-        defer { for r in reducers { r.close() } }
+        var reducer: RingGradientReducer?
+        defer { reducer?.close() }
         try loop.run(from: 0, to: steps, executor: { phase in
             let engine = StepEngine(layout: store.layout, settings: phase.config.loss,
                                     ownership: Ownership(batch: phase.config.batch, world: world, rank: rank))
-            for r in reducers { r.close() }
-            reducers.removeAll()
-            let reducer = world > 1 && overlap.applies(to: engine) ? try RingGradientReducer(group: group, gradients: engine.grads) : nil
-            if let reducer { reducers.append(reducer) }
-            return DistributedExecutor(engine: engine, collectives: collectives, reducer: reducer)
+            let next = try RingGradientReducer.next(replacing: &reducer, group: group, engine: engine, overlap: overlap)
+            return DistributedExecutor(engine: engine, collectives: collectives, reducer: next)
         }, onStep: { o in
             if o.globalStep == warmup { start = MonotonicClock.now() }
         })

@@ -72,15 +72,10 @@ struct LaunchCommand: ParsableCommand {
         var workerProcs: [LoggedProcess] = []
         // ipc endpoints of this launch; their socket files and any shared memory left by a
         // worker that died early are removed at the end.
-        let ringPaths = transport == .ipc ? (0..<workers).map { "/tmp/proclip-\(getpid())-worker-\($0)" } : []
-        defer {
-            for path in ringPaths {
-                for file in [path, path + ".direct"] { unlink(file) }
-                shm_unlink(SharedSlots.name(for: "ipc://" + path))
-            }
-        }
+        let ringEndpoints = transport == .ipc ? (0..<workers).map { "ipc:///tmp/proclip-\(getpid())-worker-\($0)" } : []
+        defer { for e in ringEndpoints { RingListener.removeLeftovers(of: e) } }
         for k in 0..<workers {
-            let bind = ringPaths.isEmpty ? [] : ["--bind", "ipc://" + ringPaths[k]]
+            let bind = ringEndpoints.isEmpty ? [] : ["--bind", ringEndpoints[k]]
             let p = try LoggedProcess(executable: exe, arguments: workerArgs + bind, log: dir + "/worker-\(k).log")
             workerProcs.append(p)
             children.append(p)
