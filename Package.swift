@@ -4,7 +4,7 @@ import PackageDescription
 /// proclip: a progressive vision-language alignment trainer for CPU clusters.
 ///
 /// Module layout (dependencies point one way):
-///   C shims (CZmq, COpenBLAS, CLZ4, CSharedMemory)
+///   C shims (CZmq, COpenBLAS, CLZ4, CSharedMemory, CStreams)
 ///   Tensors -> Model -> Trainer -> Worker
 ///   Wire -> Ring -> Worker
 ///   Spawn (local child processes) -> CLI and the multi-process tests
@@ -33,6 +33,8 @@ let package = Package(
 
         // Acquire/release on memory two processes map (the ring's shared-memory slots).
         .target(name: "CSharedMemory"),
+        // Socket set-up for the ring's direct links (plain TCP and Unix stream sockets).
+        .target(name: "CStreams"),
 
         .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: numeric),
         .target(name: "Model", dependencies: ["Tensors"], swiftSettings: numeric),
@@ -40,7 +42,7 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["CLZ4", "Tensors", "Model"], swiftSettings: numeric),
         .target(name: "JobConfig", dependencies: ["Model", "Features", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
         .target(name: "Wire", dependencies: ["CZmq"], swiftSettings: v5),
-        .target(name: "Ring", dependencies: ["Wire", "Tensors", "CSharedMemory"], swiftSettings: v5),
+        .target(name: "Ring", dependencies: ["Wire", "Tensors", "CSharedMemory", "CStreams"], swiftSettings: v5),
         .target(name: "Spawn", swiftSettings: v5),
         .target(name: "Control", dependencies: ["Wire"], swiftSettings: v5),
         .target(name: "Coordinator", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors", "Checkpoints"], swiftSettings: v5),
@@ -66,6 +68,6 @@ let package = Package(
         .testTarget(name: "ProclipTests", dependencies: ["proclip", "Spawn", "Control"], exclude: ["Configs"], swiftSettings: v5),
         .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: v5),
         // The multi-process tests run the `proclip` executable that `swift test` builds beside them.
-        .testTarget(name: "RingTests", dependencies: ["Ring", "Wire", "Spawn", "CAllocCounter"], swiftSettings: v5),
+        .testTarget(name: "RingTests", dependencies: ["Ring", "Wire", "Spawn", "CAllocCounter", "CStreams"], swiftSettings: v5),
     ]
 )

@@ -14,6 +14,8 @@ extension MessageType {
     public static let ringDirectReduce = MessageType(rawValue: 0x17)
     /// Barrier over direct connections.
     public static let ringDirectBarrier = MessageType(rawValue: 0x18)
+    /// First frame on a direct connection: the sender's rank (in `chunk`) and generation.
+    public static let ringDirectHello = MessageType(rawValue: 0x19)
 
     /// The same ring message with its payload in the link's shared-memory slots: the payload
     /// frame is a 16-byte descriptor (`SharedSlots`). 0x90…0x9F on the wire.

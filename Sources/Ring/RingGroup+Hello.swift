@@ -81,7 +81,7 @@ extension RingGroup {
                 return String(decoding: field.prefix { $0 != 0 }, as: UTF8.self)
             }
         }
-        try transport.connectDirect(endpoints)
+        try transport.connectDirect(endpoints, generation: generation, deadline: deadline)
         try directBarrier(FrameHeader(type: .ringDirectBarrier, generation: generation, step: .max, collective: 0, chunk: 0), deadline: { deadline })
         direct = true
         transport.peersReady()  // the barrier heard from every rank

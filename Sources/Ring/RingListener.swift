@@ -13,11 +13,12 @@ public final class RingListener {
     /// comma-separated endpoints of all of them. Pass it unchanged as the predecessor's
     /// `successor`.
     public let endpoint: String
-    /// Where every other rank sends latency-bound messages (see `RingOptions.directMaxWorld`).
-    public let directEndpoint: String
+    /// Where every other rank connects for latency-bound messages (see `DirectLinks` and
+    /// `RingOptions.directMaxWorld`).
+    public var directEndpoint: String { direct.endpoint }
     let context: ZmqContext
     let sockets: [ZmqSocket]
-    let directInbox: ZmqSocket
+    let direct: DirectLinks
     let options: RingOptions
     /// Where the predecessor puts payloads, for `ipc://` endpoints (nil: none, or shared memory
     /// could not be had — payloads then travel inside ZeroMQ messages).
@@ -29,8 +30,8 @@ public final class RingListener {
     /// The resolved endpoints are what peers connect to, so across hosts bind this host's
     /// routable address, not the `*` / `0.0.0.0` wildcard.
     /// With `streams` > 1, stream k binds port + k (each a free port with `*`), or `path.k`;
-    /// the direct inbox binds `direct` when given (its endpoint travels in the hello, so any free
-    /// port will do), else port + streams, or `path.direct`.
+    /// the direct links' listener (a plain stream socket) binds `direct` when given (its endpoint
+    /// travels in the hello, so any free port will do), else port + streams, or `path.direct`.
     public init(bind endpoint: String, direct: String? = nil, options: RingOptions = RingOptions()) throws {
         try options.validate()
         self.options = options
@@ -48,11 +49,9 @@ public final class RingListener {
         }
         self.sockets = sockets
         self.endpoint = bound.joined(separator: ",")
-        directInbox = try context.socket(.pull)
-        try configure(directInbox, options: options)
-        try directInbox.set(.maxMessageSize(max(options.smallAllReduceBytes, FrameHeader.byteCount)))
-        try directInbox.bind(try direct ?? RingListener.streamEndpoint(endpoint, options.streams, direct: true))
-        directEndpoint = try directInbox.lastEndpoint()
+        self.direct = try DirectLinks(
+            bind: try direct ?? RingListener.streamEndpoint(endpoint, options.streams, direct: true),
+            kernelBufferBytes: options.kernelBufferBytes)
         var slots: SharedSlots?, problem: String?
         if endpoint.hasPrefix("ipc://") && options.sharedMemorySlots > 0 {
             do {

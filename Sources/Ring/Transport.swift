@@ -15,7 +15,7 @@ public struct Forward: Sendable {
 
 /// What the collectives see of the network: ordered, tagged byte messages between ranks, with
 /// every wait bounded by a deadline. Implementations: `ZmqRingTransport` (ZeroMQ over tcp or
-/// ipc: ring neighbours, plus direct connections to every rank in small groups) and
+/// ipc between ring neighbours, plus direct stream connections to every rank in small groups) and
 /// `MemoryRingTransport` (threads in one process, for tests).
 ///
 /// Ring messages from one peer arrive in the order sent (per stream: stream `chunk % streams`);
@@ -32,8 +32,9 @@ public protocol RingTransport: AnyObject {
     /// when the transport offers no direct connections.
     var directEndpoint: String? { get }
 
-    /// Connects to every rank's direct endpoint (`endpoints[rank]` is this rank's own).
-    func connectDirect(_ endpoints: [String]) throws
+    /// Connects to every rank's direct endpoint (`endpoints[rank]` is this rank's own) under
+    /// `generation`, and waits until every other rank has connected to this one.
+    func connectDirect(_ endpoints: [String], generation: UInt64, deadline: Deadline) throws
 
     /// Sends `bytes` to `peer` under `tag`, without copying where the transport can: the memory
     /// must stay valid and unchanged until `awaitSendsReleased` returns.

@@ -4,11 +4,12 @@ import Wire
 import Glibc
 #endif
 
-/// The ZeroMQ ring transport: receives from the predecessor on the listener's PULL sockets and
+/// The ring transport: receives from the predecessor on the listener's ZeroMQ PULL sockets and
 /// sends to the successor over PUSH sockets, one connection per stream; message k of an
 /// operation travels on stream `k % streams`, so each stream stays in order. Direct messages
-/// (`MessageType.isDirect`) go to any rank's direct inbox once `connectDirect` has run; they
-/// may arrive interleaved across senders and are matched by tag.
+/// (`MessageType.isDirect`: latency-bound operations) go to any rank over the listener's
+/// `DirectLinks` once `connectDirect` has run: plain stream sockets the calling thread reads
+/// and writes itself, without ZeroMQ's I/O-thread hand-offs.
 ///
 /// Between ranks joined over `ipc://`, ring payloads travel in shared memory (`SharedSlots`):
 /// the message carries a descriptor, the sender copies the payload into a slot once, the
@@ -26,9 +27,10 @@ public final class ZmqRingTransport: RingTransport {
     public var directEndpoint: String? { listener.directEndpoint }
     let listener: RingListener
     private let pushes: [ZmqSocket]
-    var directPushes: [ZmqSocket?] = []
     let headerIn = ZmqMessage(), payloadIn = ZmqMessage()
     private let headerOut = ZmqMessage(), payloadOut = ZmqMessage()
+    /// The generation the direct links were introduced under (set by `connectDirect`).
+    private var directConnected = false
     /// The successor's shared-memory slots: their name (ipc successors), attached by `peersReady`.
     private let sharedName: String?
     private var sharedOut: SharedSlots?
@@ -38,11 +40,7 @@ public final class ZmqRingTransport: RingTransport {
     private let abandoned = Atomic<Bool>(false)
     private var isClosed = false
     private let streams: Int
-    private let spinNanoseconds: UInt64
-    /// Direct messages that arrived before they were asked for: at most one per sender and
-    /// operation ahead, so 2·W slots, allocated by `connectDirect` (header nil: slot free).
-    var stashHeaders: [FrameHeader?] = []
-    var stashPayloads: [ZmqMessage] = []
+    let spinNanoseconds: UInt64
     /// Longest single sleep in a wait, so that `abandon()` is noticed promptly.
     private let pollSliceMilliseconds = 50
     /// Smaller sends are copied: copying a few kilobytes is cheaper than waiting, at the end of
@@ -98,35 +96,30 @@ public final class ZmqRingTransport: RingTransport {
     private var successor: Int { (rank + 1) % worldSize }
     private var predecessor: Int { (rank + worldSize - 1) % worldSize }
 
-    /// Connects to every other rank's direct inbox (`endpoints[r]`, this rank's ignored).
-    public func connectDirect(_ endpoints: [String]) throws {
+    /// Connects to every other rank's direct links (`endpoints[r]`, this rank's ignored) and
+    /// accepts theirs. Direct messages are at most `options.smallAllReduceBytes` (and at most
+    /// 4 MiB / W, the group's scratch per rank).
+    public func connectDirect(_ endpoints: [String], generation: UInt64, deadline: Deadline) throws {
         guard endpoints.count == worldSize else { throw RingError.invalidArgument("\(endpoints.count) direct endpoints") }
-        directPushes = try endpoints.enumerated().map { r, endpoint in
-            if r == rank { return nil }
-            let s = try listener.context.socket(.push)
-            try configure(s, options: listener.options)
-            try s.connect(endpoint)
-            return s
-        }
-        stashHeaders = Array(repeating: nil, count: 2 * worldSize)
-        stashPayloads = (0..<(2 * worldSize)).map { _ in ZmqMessage() }
+        let options = listener.options
+        let maxPayload = min(options.smallAllReduceBytes, (4 << 20) / worldSize) & ~3
+        try listener.direct.connect(
+            rank: rank, endpoints: endpoints, generation: generation, maxPayload: maxPayload, deadline: deadline,
+            validator: &validator, check: { try checkUsable() })
+        directConnected = true
     }
 
     public func send(_ bytes: UnsafeRawBufferPointer, to peer: Int, tag: FrameHeader, deadline: Deadline) throws {
         try checkUsable()
-        let socket: ZmqSocket
         if tag.type.isDirect {
-            guard directPushes.indices.contains(peer), let s = directPushes[peer] else {
-                throw RingError.invalidArgument("no direct connection from rank \(rank) to \(peer)")
-            }
-            socket = s
-        } else {
-            guard peer == successor, worldSize > 1 else {
-                throw RingError.invalidArgument("rank \(rank) sends only to its successor \(successor), not \(peer)")
-            }
-            socket = pushes[Int(tag.chunk) % streams]
-            if try pushShared(bytes, tag: tag, on: socket, deadline: deadline) { return }
+            guard directConnected else { throw RingError.invalidArgument("direct connections are not set up") }
+            return try listener.direct.send(tag, bytes, to: peer, deadline: deadline, check: { try checkUsable() })
         }
+        guard peer == successor, worldSize > 1 else {
+            throw RingError.invalidArgument("rank \(rank) sends only to its successor \(successor), not \(peer)")
+        }
+        let socket = pushes[Int(tag.chunk) % streams]
+        if try pushShared(bytes, tag: tag, on: socket, deadline: deadline) { return }
         if bytes.count < ZmqRingTransport.zeroCopyMinimumBytes {
             try payloadOut.setCopy(of: bytes)
         } else {
@@ -286,15 +279,13 @@ public final class ZmqRingTransport: RingTransport {
     public func close(lingerMilliseconds: Int) {
         if isClosed { return }
         if lingerMilliseconds > 0 {
-            for s in pushes + directPushes.compactMap({ $0 }) { try? s.set(.linger(milliseconds: lingerMilliseconds)) }
+            for s in pushes { try? s.set(.linger(milliseconds: lingerMilliseconds)) }
         }
         isClosed = true
         headerIn.clear(); payloadIn.clear(); headerOut.clear(); payloadOut.clear()
-        for m in stashPayloads { m.clear() }
         for s in pushes { s.close() }
-        for s in directPushes { s?.close() }
         for s in listener.sockets { s.close() }
-        listener.directInbox.close()
+        listener.direct.close()
         listener.context.terminate()
         listener.removeSocketFiles()
     }

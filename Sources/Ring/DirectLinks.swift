@@ -1,0 +1,420 @@
+import CStreams
+import Wire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The direct links of a small group: a plain stream socket (TCP, or a Unix socket for `ipc://`
+/// endpoints) from every rank to every other, written and read by the calling thread itself.
+///
+/// Latency-bound operations (small all-reduces, barriers) are a few messages of a few kilobytes
+/// each. Through ZeroMQ every such message is handed to the sender's I/O thread, written,
+/// read by the receiver's I/O thread and handed on to the receiving thread: three thread
+/// wake-ups and about ten system calls. Here it is one `sendmsg` and one `recv`, as in MPI's
+/// TCP transport. Bulk ring traffic stays on ZeroMQ, where the I/O thread earns its keep.
+///
+/// Each rank listens on one socket. When the group forms, every rank connects to every other
+/// and introduces itself (a `ringDirectHello` frame with its rank and the generation); the
+/// connection from r to s then carries r's messages to s, in the order sent. A receive reads
+/// only the expected sender's connection: all ranks call the same collectives in the same
+/// order, so between two ranks the messages arrive in the order they are asked for.
+///
+/// Framing: the payload length (UInt32, little-endian), the 32-byte `FrameHeader`, the payload.
+/// A frame whose length or header fails validation cannot be skipped on a stream (its length is
+/// not to be trusted): it is counted, the connection is closed, and the receive fails. A
+/// connection that does not introduce itself properly is counted and closed.
+///
+/// Nothing is allocated per message: each incoming connection has a buffer of two frames,
+/// allocated when the group connects.
+final class DirectLinks {
+    /// What other ranks connect to: `tcp://host:port` or `ipc://path`.
+    let endpoint: String
+    private let isTCP: Bool
+    private var listenFD: Int32
+    private let unixPath: String?
+    private let kernelBufferBytes: Int
+    private var outgoing: [Int32] = []
+    private var incoming: [Int32] = []
+    /// Per sender: received bytes, frames from `start`, read up to `fill`.
+    private var inbox: [UnsafeMutableRawPointer?] = []
+    private var start: [Int] = []
+    private var fill: [Int] = []
+    private var capacity = 0
+    private var maxPayload = 0
+    private let prefix = UnsafeMutableRawPointer.allocate(byteCount: DirectLinks.prefixBytes, alignment: 8)
+    private let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 2)
+    /// pollfd scratch for waits that watch every incoming connection.
+    private var pollSet = UnsafeMutablePointer<pollfd>.allocate(capacity: 1)
+    private var isClosed = false
+
+    /// Length prefix and header of every frame.
+    static let prefixBytes = 4 + FrameHeader.byteCount
+    /// Longest single sleep in a wait, so that an abandoned operation is noticed promptly.
+    private static let pollSliceMilliseconds = 50
+
+    /// Binds and listens at `bind`: `tcp://host:port` (`*` as the port: any free one) or
+    /// `ipc://path`.
+    init(bind: String, kernelBufferBytes: Int) throws {
+        self.kernelBufferBytes = kernelBufferBytes
+        if bind.hasPrefix("ipc://") {
+            let path = String(bind.dropFirst(6))
+            let fd = proclip_unix_listen(path, 128)
+            guard fd >= 0 else { throw RingError.transport("cannot listen at \(bind): \(DirectLinks.text(fd))") }
+            listenFD = fd
+            unixPath = path
+            isTCP = false
+            endpoint = bind
+        } else {
+            let (host, port) = try DirectLinks.hostAndPort(bind)
+            var bound: Int32 = 0
+            let fd = proclip_tcp_listen(host, Int32(port), 128, &bound)
+            guard fd >= 0 else { throw RingError.transport("cannot listen at \(bind): \(DirectLinks.text(fd))") }
+            listenFD = fd
+            unixPath = nil
+            isTCP = true
+            let shown = host == "*" ? "0.0.0.0" : host.contains(":") ? "[\(host)]" : host
+            endpoint = "tcp://\(shown):\(bound)"
+        }
+    }
+
+    deinit {
+        close()
+        prefix.deallocate()
+        iov.deallocate()
+        pollSet.deallocate()
+    }
+
+    /// Connects to every other rank's `endpoints[r]`, introduces this rank, and accepts every
+    /// other rank's connection, all before `deadline`. Messages are at most `maxPayload` bytes.
+    /// Malformed or stale introductions are counted in `validator` and their connections closed.
+    func connect(
+        rank: Int, endpoints: [String], generation: UInt64, maxPayload: Int, deadline: Deadline,
+        validator: inout FrameValidator, check: () throws -> Void
+    ) throws {
+        let w = endpoints.count
+        guard (0..<w).contains(rank), outgoing.isEmpty else { throw RingError.invalidArgument("direct links: rank \(rank) of \(w), or connected twice") }
+        self.maxPayload = maxPayload
+        capacity = 2 * (DirectLinks.prefixBytes + maxPayload)
+        outgoing = Array(repeating: -1, count: w)
+        incoming = Array(repeating: -1, count: w)
+        inbox = (0..<w).map { $0 == rank ? nil : UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16) }
+        start = Array(repeating: 0, count: w)
+        fill = Array(repeating: 0, count: w)
+        pollSet.deallocate()
+        pollSet = .allocate(capacity: w + 1)
+
+        let hello = FrameHeader(type: .ringDirectHello, generation: generation, step: .max, collective: 0, chunk: UInt32(rank))
+        for peer in 0..<w where peer != rank {
+            outgoing[peer] = try open(endpoints[peer], peer: peer, deadline: deadline, check: check)
+            try send(hello, UnsafeRawBufferPointer(start: nil, count: 0), to: peer, deadline: deadline, check: check)
+        }
+        try acceptPeers(rank: rank, worldSize: w, generation: generation, deadline: deadline, validator: &validator, check: check)
+    }
+
+    /// Sends one frame to `peer`. Returns once the kernel holds all of it (no caller memory is
+    /// referenced afterwards). While the connection is full, incoming frames are read into their
+    /// buffers, so two ranks sending to each other cannot block each other.
+    func send(_ header: FrameHeader, _ payload: UnsafeRawBufferPointer, to peer: Int, deadline: Deadline, check: () throws -> Void) throws {
+        guard outgoing.indices.contains(peer), outgoing[peer] >= 0 else {
+            throw RingError.invalidArgument("no direct connection to rank \(peer)")
+        }
+        let fd = outgoing[peer]
+        prefix.storeBytes(of: UInt32(payload.count).littleEndian, as: UInt32.self)
+        header.encode(into: prefix + 4)
+        let total = DirectLinks.prefixBytes + payload.count
+        var sent = 0
+        while sent < total {
+            var msg = msghdr()
+            if sent < DirectLinks.prefixBytes {
+                iov[0] = iovec(iov_base: prefix + sent, iov_len: DirectLinks.prefixBytes - sent)
+                iov[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress), iov_len: payload.count)
+                msg.msg_iovlen = payload.count > 0 ? 2 : 1
+            } else {
+                let at = sent - DirectLinks.prefixBytes
+                iov[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress! + at), iov_len: payload.count - at)
+                msg.msg_iovlen = 1
+            }
+            msg.msg_iov = iov
+            let n = sendmsg(fd, &msg, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if n > 0 {
+                sent += n
+                continue
+            }
+            let e = errno
+            if e == EINTR { continue }
+            guard e == EAGAIN || e == EWOULDBLOCK else {
+                throw RingError.transport("direct connection to rank \(peer): \(e == EPIPE || e == ECONNRESET ? "closed by the peer" : String(cString: strerror(e)))")
+            }
+            try waitWritable(fd, peer: peer, deadline: deadline, check: check)
+        }
+    }
+
+    /// The next frame from `peer`: its header, validated, and its payload in place, valid until
+    /// `consumed(peer)`. Polls (yielding the CPU between polls) for `spinNanoseconds`, then
+    /// sleeps in `poll` until `deadline`.
+    func receive(
+        from peer: Int, deadline: Deadline, spinNanoseconds: UInt64, validator: inout FrameValidator,
+        check: () throws -> Void, waitingFor what: @autoclosure () -> String
+    ) throws -> (FrameHeader, UnsafeMutableRawBufferPointer) {
+        guard incoming.indices.contains(peer), incoming[peer] >= 0 else {
+            throw RingError.invalidArgument("no direct connection from rank \(peer)")
+        }
+        let fd = incoming[peer]
+        var spinUntil: UInt64 = 0
+        while true {
+            if let frame = try frame(from: peer, validator: &validator) { return frame }
+            switch try read(peer) {
+            case .some(true): continue
+            case .some(false): throw RingError.transport("rank \(peer) closed its direct connection while this rank waited for \(what())")
+            case .none: break
+            }
+            if spinNanoseconds > 0 {
+                let now = Deadline.now().nanoseconds
+                if spinUntil == 0 { spinUntil = now &+ spinNanoseconds }
+                if now < spinUntil {
+                    sched_yield()
+                    continue
+                }
+            }
+            try check()
+            let ms = deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds)
+            if ms == 0 { throw RingError.timedOut(waitingFor: what(), seconds: 0) }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, Int32(ms))
+        }
+    }
+
+    /// Releases the frame `receive` returned from `peer`.
+    func consumed(_ peer: Int) {
+        let base = inbox[peer]!
+        let length = Int(UInt32(littleEndian: (base + start[peer]).loadUnaligned(as: UInt32.self)))
+        start[peer] += DirectLinks.prefixBytes + length
+        if start[peer] == fill[peer] { start[peer] = 0; fill[peer] = 0 }
+    }
+
+    /// Closes every connection and the listener, and removes a Unix socket file.
+    func close() {
+        if isClosed { return }
+        isClosed = true
+        for fd in outgoing + incoming + [listenFD] where fd >= 0 { Glibc.close(fd) }
+        outgoing = []
+        incoming = []
+        listenFD = -1
+        for b in inbox { b?.deallocate() }
+        inbox = []
+        if let unixPath { unlink(unixPath) }
+    }
+
+    // MARK: - Connecting
+
+    /// A connection to `endpoint`, retried while refused (the peer's listener is bound before the
+    /// hello round ends, so refusals are rare and brief).
+    private func open(_ endpoint: String, peer: Int, deadline: Deadline, check: () throws -> Void) throws -> Int32 {
+        var last: Int32 = 0
+        while true {
+            try check()
+            var fd: Int32
+            if endpoint.hasPrefix("ipc://") {
+                fd = proclip_unix_connect(String(endpoint.dropFirst(6)))
+            } else {
+                let (host, port) = try DirectLinks.hostAndPort(endpoint)
+                fd = proclip_tcp_connect(host, Int32(port))
+            }
+            if fd >= 0 {
+                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                let ms = deadline.remainingMilliseconds()
+                if poll(&p, 1, Int32(min(ms, Int(Int32.max)))) == 1 {
+                    let rc = proclip_connect_result(fd)
+                    if rc == 0 {
+                        let tuned = proclip_stream_tune(fd, isTCP ? 1 : 0, Int32(clamping: kernelBufferBytes))
+                        guard tuned == 0 else {
+                            Glibc.close(fd)
+                            throw RingError.transport("direct connection to rank \(peer) at \(endpoint): \(DirectLinks.text(tuned))")
+                        }
+                        return fd
+                    }
+                    last = rc
+                } else {
+                    last = -ETIMEDOUT
+                }
+                Glibc.close(fd)
+            } else {
+                last = fd
+            }
+            guard last == -ECONNREFUSED || last == -EAGAIN || last == -ENOENT else {
+                throw RingError.transport("cannot connect to rank \(peer) at \(endpoint): \(DirectLinks.text(last))")
+            }
+            if deadline.hasPassed {
+                throw RingError.timedOut(waitingFor: "a direct connection to rank \(peer) at \(endpoint) (\(DirectLinks.text(last)))", seconds: 0)
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// Accepts connections until every other rank has introduced itself on one.
+    private func acceptPeers(
+        rank: Int, worldSize w: Int, generation: UInt64, deadline: Deadline,
+        validator: inout FrameValidator, check: () throws -> Void
+    ) throws {
+        // Connections not yet introduced, with the bytes of their introduction so far.
+        var pending: [(fd: Int32, got: [UInt8])] = []
+        defer { for p in pending { Glibc.close(p.fd) } }
+        var missing = w - 1
+        while missing > 0 {
+            try check()
+            let ms = deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds)
+            if ms == 0 {
+                let absent = (0..<w).filter { $0 != rank && incoming[$0] < 0 }
+                throw RingError.timedOut(waitingFor: "direct connections from ranks \(absent)", seconds: 0)
+            }
+            var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
+            fds += pending.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            if poll(&fds, nfds_t(fds.count), Int32(ms)) <= 0 { continue }
+            for i in stride(from: pending.count - 1, through: 0, by: -1) where fds[i + 1].revents != 0 {
+                var chunk = [UInt8](repeating: 0, count: DirectLinks.prefixBytes - pending[i].got.count)
+                let n = chunk.withUnsafeMutableBytes { recv(pending[i].fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+                if n <= 0 {
+                    Glibc.close(pending.remove(at: i).fd)
+                    continue
+                }
+                pending[i].got += chunk[..<n]
+                guard pending[i].got.count == DirectLinks.prefixBytes else { continue }
+                let (fd, bytes) = pending.remove(at: i)
+                if let peer = introduction(bytes, rank: rank, worldSize: w, generation: generation, validator: &validator) {
+                    incoming[peer] = fd
+                    missing -= 1
+                } else {
+                    Glibc.close(fd)
+                }
+            }
+            if fds[0].revents != 0 {
+                while true {
+                    let fd = proclip_accept(listenFD)
+                    if fd < 0 { break }
+                    if proclip_stream_tune(fd, isTCP ? 1 : 0, Int32(clamping: kernelBufferBytes)) != 0 {
+                        Glibc.close(fd)
+                        continue
+                    }
+                    pending.append((fd, []))
+                }
+            }
+        }
+    }
+
+    /// The rank a connection's first frame introduces, or nil (counted) when it is not a
+    /// well-formed introduction of a rank of this generation not yet connected.
+    private func introduction(_ bytes: [UInt8], rank: Int, worldSize w: Int, generation: UInt64, validator: inout FrameValidator) -> Int? {
+        bytes.withUnsafeBytes { raw in
+            let length = UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self))
+            switch FrameHeader.decode(UnsafeRawBufferPointer(rebasing: raw[4...])) {
+            case .failure(let reason):
+                validator.record(reason)
+                return nil
+            case .success(let h):
+                guard h.type == .ringDirectHello else { validator.record(.unknownType); return nil }
+                guard length == 0 else { validator.record(.payloadTooLarge); return nil }
+                let peer = Int(h.chunk)
+                guard h.generation == generation, peer < w, peer != rank, incoming[peer] < 0 else {
+                    validator.record(.stale)
+                    return nil
+                }
+                return peer
+            }
+        }
+    }
+
+    // MARK: - Reading
+
+    /// The complete frame at the head of `peer`'s buffer, or nil while it is incomplete.
+    private func frame(from peer: Int, validator: inout FrameValidator) throws -> (FrameHeader, UnsafeMutableRawBufferPointer)? {
+        let available = fill[peer] - start[peer]
+        guard available >= DirectLinks.prefixBytes else { return nil }
+        let base = inbox[peer]! + start[peer]
+        let length = Int(UInt32(littleEndian: base.loadUnaligned(as: UInt32.self)))
+        let header: FrameHeader
+        switch validator.validate(header: UnsafeRawBufferPointer(start: base + 4, count: FrameHeader.byteCount), payloadCount: length, extraFrames: 0) {
+        case .failure(let reason):
+            dropConnection(from: peer)
+            throw RingError.protocolViolation("rank \(peer) sent a malformed frame on its direct connection (\(reason)); connection closed")
+        case .success(let h):
+            header = h
+        }
+        guard length <= maxPayload else {
+            validator.record(.payloadTooLarge)
+            dropConnection(from: peer)
+            throw RingError.protocolViolation("rank \(peer) sent a \(length)-byte direct message, more than \(maxPayload); connection closed")
+        }
+        guard available >= DirectLinks.prefixBytes + length else { return nil }
+        return (header, UnsafeMutableRawBufferPointer(start: base + DirectLinks.prefixBytes, count: length))
+    }
+
+    /// Reads what `peer`'s connection holds into its buffer: true when bytes came, false at
+    /// the end of the stream, nil when nothing is there yet (or the buffer is full).
+    private func read(_ peer: Int) throws -> Bool? {
+        guard let buffer = inbox[peer] else { return nil }
+        // A frame that starts in the first half always fits: move the rest down only then.
+        if start[peer] > capacity / 2 {
+            let rest = fill[peer] - start[peer]
+            memmove(buffer, buffer + start[peer], rest)
+            start[peer] = 0
+            fill[peer] = rest
+        }
+        let room = capacity - fill[peer]
+        if room == 0 { return nil }
+        let n = recv(incoming[peer], buffer + fill[peer], room, Int32(MSG_DONTWAIT))
+        if n > 0 {
+            fill[peer] += n
+            return true
+        }
+        if n == 0 { return false }
+        let e = errno
+        if e == EAGAIN || e == EWOULDBLOCK || e == EINTR { return nil }
+        if e == ECONNRESET { return false }
+        throw RingError.transport("direct connection from rank \(peer): \(String(cString: strerror(e)))")
+    }
+
+    /// Waits until `fd` (to `peer`) takes more bytes, reading every incoming connection
+    /// meanwhile.
+    private func waitWritable(_ fd: Int32, peer: Int, deadline: Deadline, check: () throws -> Void) throws {
+        try check()
+        let ms = deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds)
+        if ms == 0 { throw RingError.timedOut(waitingFor: "room to send to rank \(peer)", seconds: 0) }
+        pollSet[0] = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        var n = 1
+        for (q, inFD) in incoming.enumerated() where inFD >= 0 && fill[q] < capacity {
+            pollSet[n] = pollfd(fd: inFD, events: Int16(POLLIN), revents: 0)
+            n += 1
+        }
+        guard poll(pollSet, nfds_t(n), Int32(ms)) > 0 else { return }
+        for i in 1..<n where pollSet[i].revents != 0 {
+            if let q = incoming.firstIndex(of: pollSet[i].fd) { _ = try read(q) }
+        }
+    }
+
+    private func dropConnection(from peer: Int) {
+        Glibc.close(incoming[peer])
+        incoming[peer] = -1
+    }
+
+    // MARK: - Addresses
+
+    /// Host and port of `tcp://host:port` (`*` as the port: 0; IPv6 hosts in brackets).
+    static func hostAndPort(_ endpoint: String) throws -> (String, Int) {
+        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":"), colon > endpoint.index(endpoint.startIndex, offsetBy: 5) else {
+            throw RingError.invalidArgument("endpoint \(endpoint): expected tcp://host:port or ipc://path")
+        }
+        var host = String(endpoint[endpoint.index(endpoint.startIndex, offsetBy: 6)..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let portText = endpoint[endpoint.index(after: colon)...]
+        if portText == "*" { return (host, 0) }
+        guard let port = Int(portText), (0...65535).contains(port), !host.isEmpty else {
+            throw RingError.invalidArgument("endpoint \(endpoint): bad host or port")
+        }
+        return (host, port)
+    }
+
+    private static func text(_ negativeErrno: Int32) -> String {
+        negativeErrno == -EINVAL ? "invalid address" : String(cString: strerror(-negativeErrno))
+    }
+}

@@ -1,0 +1,127 @@
+import CStreams
+import Foundation
+@testable import Ring
+import Wire
+import XCTest
+
+/// The direct links' own checks, against a rank faked with raw sockets: connections that do
+/// not introduce themselves properly are counted and closed while the real peer is accepted;
+/// frames arrive in order and in place; a malformed frame fails the receive and closes the
+/// connection, without crashing or hanging.
+final class DirectLinksTests: XCTestCase {
+    /// A blocking-enough client connection to `endpoint` (loopback: completes at once).
+    func connect(_ endpoint: String) throws -> Int32 {
+        let (host, port) = try DirectLinks.hostAndPort(endpoint)
+        let fd = proclip_tcp_connect(host, Int32(port))
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        XCTAssertEqual(poll(&p, 1, 5000), 1)
+        XCTAssertEqual(proclip_connect_result(fd), 0)
+        return fd
+    }
+
+    /// Writes a frame: payload length, the 32 header bytes `header` (or as given), the payload.
+    func write(_ fd: Int32, length: UInt32, header: [UInt8], payload: [UInt8] = []) {
+        var bytes = withUnsafeBytes(of: length.littleEndian) { Array($0) } + header + payload
+        let n = bytes.withUnsafeMutableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        XCTAssertEqual(n, bytes.count)
+    }
+
+    func encoded(_ h: FrameHeader) -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: FrameHeader.byteCount)
+        b.withUnsafeMutableBytes { h.encode(into: $0.baseAddress!) }
+        return b
+    }
+
+    func testIntrudersAreDroppedFramesArriveInOrderAndAMalformedFrameFailsTheReceive() throws {
+        let links = try DirectLinks(bind: "tcp://127.0.0.1:*", kernelBufferBytes: -1)
+        var fakePort: Int32 = 0
+        let fakeListener = proclip_tcp_listen("127.0.0.1", 0, 8, &fakePort)
+        XCTAssertGreaterThanOrEqual(fakeListener, 0)
+        defer { close(fakeListener) }
+
+        // Before the group forms: junk, a stale introduction, one from a rank outside the
+        // group, and a connection that says nothing.
+        var intruders: [Int32] = []
+        for _ in 0..<4 { intruders.append(try connect(links.endpoint)) }
+        write(intruders[0], length: 0, header: Array("not a header at all, but 32 byte".utf8))
+        write(intruders[1], length: 0, header: encoded(FrameHeader(type: .ringDirectHello, generation: 6, step: .max, collective: 0, chunk: 1)))
+        write(intruders[2], length: 0, header: encoded(FrameHeader(type: .ringDirectHello, generation: 7, step: .max, collective: 0, chunk: 5)))
+        defer { for fd in intruders { close(fd) } }
+
+        // Rank 1 (faked) introduces itself a little later, once the intruders have been read.
+        let rank1 = Shared<Int32>([-1])
+        let introduced = Thread {
+            usleep(200_000)
+            guard let fd = try? self.connect(links.endpoint) else { return }
+            self.write(fd, length: 0, header: self.encoded(FrameHeader(type: .ringDirectHello, generation: 7, step: .max, collective: 0, chunk: 1)))
+            rank1.values[0] = fd
+        }
+        introduced.start()
+
+        var validator = FrameValidator(accepting: [(.ringDirectReduce, 64), (.ringDirectBarrier, 0)])
+        try links.connect(
+            rank: 0, endpoints: [links.endpoint, "tcp://127.0.0.1:\(fakePort)"], generation: 7, maxPayload: 64,
+            deadline: .after(seconds: 10), validator: &validator, check: {})
+        XCTAssertEqual(validator.drops[.badMagic], 1)
+        XCTAssertEqual(validator.drops[.stale], 2)
+        XCTAssertEqual(validator.drops.total, 3)
+        let fd = rank1.values[0]
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+
+        // Rank 0 introduced itself on its own connection to rank 1.
+        let accepted = proclip_accept(fakeListener)
+        XCTAssertGreaterThanOrEqual(accepted, 0)
+        defer { close(accepted) }
+        var intro = [UInt8](repeating: 0, count: DirectLinks.prefixBytes)
+        var p = pollfd(fd: accepted, events: Int16(POLLIN), revents: 0)
+        XCTAssertEqual(poll(&p, 1, 5000), 1)
+        XCTAssertEqual(intro.withUnsafeMutableBytes { recv(accepted, $0.baseAddress, $0.count, 0) }, DirectLinks.prefixBytes)
+        let hello = try intro.withUnsafeBytes { try FrameHeader.decode(UnsafeRawBufferPointer(rebasing: $0[4...])).get() }
+        XCTAssertEqual(hello, FrameHeader(type: .ringDirectHello, generation: 7, step: .max, collective: 0, chunk: 0))
+
+        // Two frames in one write, then the second's payload completes: both arrive, in order.
+        let first = FrameHeader(type: .ringDirectReduce, generation: 7, step: 3, collective: 0, chunk: 1)
+        var second = first
+        second.collective = 1
+        let payload: [UInt8] = Array(1...8)
+        write(fd, length: 8, header: encoded(first), payload: payload)
+        write(fd, length: 0, header: encoded(FrameHeader(type: .ringDirectBarrier, generation: 7, step: 3, collective: 1, chunk: 1)))
+        for expected in [first, FrameHeader(type: .ringDirectBarrier, generation: 7, step: 3, collective: 1, chunk: 1)] {
+            let (h, bytes) = try links.receive(
+                from: 1, deadline: .after(seconds: 5), spinNanoseconds: 0, validator: &validator, check: {}, waitingFor: "a frame")
+            XCTAssertEqual(h, expected)
+            XCTAssertEqual(Array(bytes), h.type == .ringDirectReduce ? payload : [])
+            links.consumed(1)
+        }
+
+        // A payload longer than the group allows: counted, the connection closed, the receive fails.
+        write(fd, length: 1 << 20, header: encoded(second))
+        XCTAssertThrowsError(try links.receive(
+            from: 1, deadline: .after(seconds: 5), spinNanoseconds: 0, validator: &validator, check: {}, waitingFor: "a frame")) { error in
+            guard case RingError.protocolViolation(let text) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(text.contains("rank 1"), text)
+        }
+        XCTAssertEqual(validator.drops[.payloadTooLarge], 1)
+        // The connection is gone: a later receive is refused at once instead of waiting.
+        XCTAssertThrowsError(try links.receive(
+            from: 1, deadline: .after(seconds: 5), spinNanoseconds: 0, validator: &validator, check: {}, waitingFor: "a frame"))
+        links.close()
+    }
+
+    func testMissingPeerTimesOutConnecting() throws {
+        let links = try DirectLinks(bind: "tcp://127.0.0.1:*", kernelBufferBytes: -1)
+        let silent = try DirectLinks(bind: "tcp://127.0.0.1:*", kernelBufferBytes: -1)  // listens, never connects back
+        var validator = FrameValidator(accepting: [])
+        let started = Date()
+        XCTAssertThrowsError(try links.connect(
+            rank: 0, endpoints: [links.endpoint, silent.endpoint], generation: 1, maxPayload: 64,
+            deadline: .after(seconds: 1), validator: &validator, check: {})) { error in
+            guard case RingError.timedOut(let what, _) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(what.contains("[1]"), what)
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+        silent.close()
+    }
+}
