@@ -4,8 +4,8 @@
 For both phases and for adaptors of 1 and 2 blocks: random inputs (B not divisible by G, two
 identical rows), random parameters, settings read from `proclip grad --print-settings`; losses
 must agree within 1e-5 (relative), features within 1e-5 and every gradient within 1e-4
-(‖a−b‖/‖b‖). `--workers K` for K = 2, 3, 4 must equal K = 1 within 1e-6: each loss term, each
-feature matrix and the whole gradient (every parameter's gradient as one vector); a single
+(‖a−b‖/‖b‖). `--workers K` for K = 2, 3, 4 must equal K = 1 within 1e-6: each feature matrix
+and the whole gradient (every parameter's gradient as one vector); each loss term and a single
 tensor's gradient within 1e-5 (see below). Bad inputs must exit non-zero with one line naming
 the tensor. Exits 1 on any failure.
 
@@ -14,6 +14,8 @@ its owner alone, so it does not depend on the split; but OpenBLAS's sgemm rounds
 differently depending on how many rows share the call (and on its thread count), so the
 features of a worker's rows differ from the single-worker ones in the last bits (~1e-7), and
 gradients whose row sums cancel (some biases) amplify that to ~1e-6 of their own small norm.
+The structure terms (str, sd_str) are differences of similarity matrices and amplify it the same
+way: sd_str with 3 workers has differed from 1 worker by 1.2e-6 (OpenBLAS with AVX-512 kernels).
 
 usage: compare_grad.py --proclip PATH/TO/proclip [--workdir DIR]
 """
@@ -168,7 +170,7 @@ def compare_case(binary, work, blocks, phase, seed):
         outk = grad(binary, cfg, phase, batch_path, params_path, os.path.join(work, f"out-{phase}-L{blocks}-k{k}.safetensors"), k)
         if outk is None:
             continue
-        worst = max(check(f"{name} --workers {k} {t}", outk[t], out[t], 1e-6)
+        worst = max(check(f"{name} --workers {k} {t}", outk[t], out[t], 1e-5 if t.startswith("loss/") else 1e-6)
                     for t in out if t.startswith(("loss/", "feature/")))
         whole = check(f"{name} --workers {k} whole gradient",
                       np.concatenate([outk[t].ravel() for t in gnames]), np.concatenate([out[t].ravel() for t in gnames]), 1e-6)

@@ -15,9 +15,11 @@ public struct RingOptions: Sendable, Equatable {
     /// of 2(W−1), see `RingGroup.allReduce`); the group keeps W times this size (at most
     /// 4 MiB) of scratch for it. 0 turns it off.
     public var smallAllReduceBytes: Int = 64 << 10
-    /// Groups of up to this many ranks also connect every rank to every other rank's direct
-    /// inbox, and run latency-bound operations (small all-reduces, barriers) there in one hop
-    /// instead of W−1. 0: ring connections only. Connections grow as W², hence the limit.
+    /// Groups of up to this many ranks also connect every rank to every other over plain stream
+    /// sockets (`DirectLinks`), and run latency-bound operations (small all-reduces, barriers)
+    /// there: one or log2 W hops instead of W−1, each without ZeroMQ's I/O-thread hand-offs.
+    /// 0: ring connections only, all traffic through ZeroMQ. Connections grow as W², hence the
+    /// limit.
     public var directMaxWorld: Int = 16
     /// TCP connections (and ZeroMQ I/O threads) per ring neighbour; segments go round-robin.
     public var streams: Int = 1

@@ -117,7 +117,7 @@ public final class WorkerRuntime {
             let a = mailbox.monitor.withLock { mailbox.assignment! }
             generation = a.generation
             if listener == nil {
-                // The same endpoint as published at registration; the direct inbox takes any free port
+                // The same endpoint as published at registration; the direct links' listener takes any free port
                 // (its endpoint travels in the ring's hello).
                 let direct = endpoint.hasPrefix("tcp://") ? "tcp://\(host):*" : nil
                 listener = try RingListener(bind: endpoint, direct: direct, options: ringOptions)

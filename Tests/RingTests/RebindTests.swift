@@ -4,7 +4,7 @@ import Wire
 import XCTest
 
 /// A worker keeps its published ring endpoint across generations: after a group closes (its
-/// listener with it) the rank binds the same endpoint again, with a fresh direct inbox, and the
+/// listener with it) the rank binds the same endpoint again, with a fresh direct listener, and the
 /// next generation forms — also after a generation that was abandoned.
 final class RebindTests: XCTestCase {
     func testRankRebindsItsEndpointForTheNextGeneration() throws {
