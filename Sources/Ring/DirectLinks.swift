@@ -24,6 +24,11 @@ import Glibc
 /// not to be trusted): it is counted, the connection is closed, and the receive fails. A
 /// connection that does not introduce itself properly is counted and closed.
 ///
+/// A rank whose connection closes (its process died) is treated as ZeroMQ treats a vanished
+/// peer: what is sent to it is dropped, and a wait for it ends at its deadline with
+/// `RingError.timedOut`, naming the closed connection. A peer's death is always a timeout,
+/// whichever path the operation took.
+///
 /// Nothing is allocated per message: each incoming connection has a buffer of two frames,
 /// allocated when the group connects.
 final class DirectLinks {
@@ -46,6 +51,8 @@ final class DirectLinks {
     /// pollfd scratch for waits that watch every incoming connection.
     private var pollSet = UnsafeMutablePointer<pollfd>.allocate(capacity: 1)
     private var isClosed = false
+    /// Ranks whose connection to or from this one has closed.
+    private var lost: [Bool] = []
 
     /// Length prefix and header of every frame.
     static let prefixBytes = 4 + FrameHeader.byteCount
@@ -100,6 +107,7 @@ final class DirectLinks {
         inbox = (0..<w).map { $0 == rank ? nil : UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16) }
         start = Array(repeating: 0, count: w)
         fill = Array(repeating: 0, count: w)
+        lost = Array(repeating: false, count: w)
         pollSet.deallocate()
         pollSet = .allocate(capacity: w + 1)
 
@@ -118,6 +126,7 @@ final class DirectLinks {
         guard outgoing.indices.contains(peer), outgoing[peer] >= 0 else {
             throw RingError.invalidArgument("no direct connection to rank \(peer)")
         }
+        if lost[peer] { return }
         let fd = outgoing[peer]
         prefix.storeBytes(of: UInt32(payload.count).littleEndian, as: UInt32.self)
         header.encode(into: prefix + 4)
@@ -142,8 +151,12 @@ final class DirectLinks {
             }
             let e = errno
             if e == EINTR { continue }
+            if e == EPIPE || e == ECONNRESET {
+                lost[peer] = true  // dropped; the operation times out waiting for the rank
+                return
+            }
             guard e == EAGAIN || e == EWOULDBLOCK else {
-                throw RingError.transport("direct connection to rank \(peer): \(e == EPIPE || e == ECONNRESET ? "closed by the peer" : String(cString: strerror(e)))")
+                throw RingError.transport("direct connection to rank \(peer): \(String(cString: strerror(e)))")
             }
             try waitWritable(fd, peer: peer, deadline: deadline, check: check)
         }
@@ -163,12 +176,14 @@ final class DirectLinks {
         var spinUntil: UInt64 = 0
         while true {
             if let frame = try frame(from: peer, validator: &validator) { return frame }
-            switch try read(peer) {
-            case .some(true): continue
-            case .some(false): throw RingError.transport("rank \(peer) closed its direct connection while this rank waited for \(what())")
-            case .none: break
+            if !lost[peer] {
+                switch try read(peer) {
+                case .some(true): continue
+                case .some(false): lost[peer] = true
+                case .none: break
+                }
             }
-            if spinNanoseconds > 0 {
+            if spinNanoseconds > 0 && !lost[peer] {
                 let now = Deadline.now().nanoseconds
                 if spinUntil == 0 { spinUntil = now &+ spinNanoseconds }
                 if now < spinUntil {
@@ -178,8 +193,10 @@ final class DirectLinks {
             }
             try check()
             let ms = deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds)
-            if ms == 0 { throw RingError.timedOut(waitingFor: what(), seconds: 0) }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if ms == 0 {
+                throw RingError.timedOut(waitingFor: what() + (lost[peer] ? " (rank \(peer) closed its direct connection)" : ""), seconds: 0)
+            }
+            var p = pollfd(fd: lost[peer] ? -1 : fd, events: Int16(POLLIN), revents: 0)  // lost: sleep
             _ = poll(&p, 1, Int32(ms))
         }
     }
@@ -210,42 +227,32 @@ final class DirectLinks {
     /// A connection to `endpoint`, retried while refused (the peer's listener is bound before the
     /// hello round ends, so refusals are rare and brief).
     private func open(_ endpoint: String, peer: Int, deadline: Deadline, check: () throws -> Void) throws -> Int32 {
-        var last: Int32 = 0
+        let ipcPath = endpoint.hasPrefix("ipc://") ? String(endpoint.dropFirst(6)) : nil
+        let (host, port) = ipcPath == nil ? try DirectLinks.hostAndPort(endpoint) : ("", 0)
         while true {
             try check()
-            var fd: Int32
-            if endpoint.hasPrefix("ipc://") {
-                fd = proclip_unix_connect(String(endpoint.dropFirst(6)))
-            } else {
-                let (host, port) = try DirectLinks.hostAndPort(endpoint)
-                fd = proclip_tcp_connect(host, Int32(port))
-            }
+            let fd = ipcPath.map { proclip_unix_connect($0) } ?? proclip_tcp_connect(host, Int32(port))
+            var outcome = fd < 0 ? fd : Int32(0)
             if fd >= 0 {
+                // In progress (or done): wait for it in slices, so that abandoning is noticed.
                 var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                let ms = deadline.remainingMilliseconds()
-                if poll(&p, 1, Int32(min(ms, Int(Int32.max)))) == 1 {
-                    let rc = proclip_connect_result(fd)
-                    if rc == 0 {
-                        let tuned = proclip_stream_tune(fd, isTCP ? 1 : 0, Int32(clamping: kernelBufferBytes))
-                        guard tuned == 0 else {
-                            Glibc.close(fd)
-                            throw RingError.transport("direct connection to rank \(peer) at \(endpoint): \(DirectLinks.text(tuned))")
-                        }
-                        return fd
-                    }
-                    last = rc
-                } else {
-                    last = -ETIMEDOUT
+                while poll(&p, 1, Int32(deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds))) == 0 {
+                    do { try check() } catch { Glibc.close(fd); throw error }
+                    if deadline.hasPassed { outcome = -ETIMEDOUT; break }
+                }
+                if outcome == 0 { outcome = proclip_connect_result(fd) }
+                if outcome == 0 {
+                    outcome = proclip_stream_tune(fd, isTCP ? 1 : 0, Int32(clamping: kernelBufferBytes))
+                    if outcome == 0 { return fd }
                 }
                 Glibc.close(fd)
-            } else {
-                last = fd
             }
-            guard last == -ECONNREFUSED || last == -EAGAIN || last == -ENOENT else {
-                throw RingError.transport("cannot connect to rank \(peer) at \(endpoint): \(DirectLinks.text(last))")
+            let retry = outcome == -ECONNREFUSED || outcome == -EAGAIN || outcome == -ENOENT || outcome == -ETIMEDOUT
+            guard retry else {
+                throw RingError.transport("cannot connect to rank \(peer) at \(endpoint): \(DirectLinks.text(outcome))")
             }
             if deadline.hasPassed {
-                throw RingError.timedOut(waitingFor: "a direct connection to rank \(peer) at \(endpoint) (\(DirectLinks.text(last)))", seconds: 0)
+                throw RingError.timedOut(waitingFor: "a direct connection to rank \(peer) at \(endpoint) (\(DirectLinks.text(outcome)))", seconds: 0)
             }
             usleep(10_000)
         }

@@ -100,10 +100,7 @@ final class ProcessTests: XCTestCase {
             let waited = monotonicSeconds() - killed
             XCTAssertEqual(status, .exited(3), "rank \(r): \(child.standardError())")
             XCTAssertLessThan(waited, timeout + 5, "rank \(r) gave up \(waited) s after the kill")
-            // Waiting on the ring (ZeroMQ): a timeout. Waiting in a barrier on the direct link
-            // to the killed rank: its connection closes, which fails the wait at once.
-            let err = child.standardError()
-            XCTAssertTrue(err.contains("timed out") || err.contains("rank 1 closed its direct connection"), err)
+            XCTAssertTrue(child.standardError().contains("timed out"), child.standardError())
         }
     }
 }
