@@ -26,7 +26,7 @@ public struct RingOptions: Sendable, Equatable {
     /// Kernel socket buffer size in bytes for each connection (−1: the OS default).
     public var kernelBufferBytes: Int = -1
     /// How long a receive keeps polling (yielding the CPU between polls) before it sleeps in
-    /// `zmq_poll`, in microseconds. Spinning saves a wake-up per message on a busy ring; 0
+    /// `zmq_poll` (or `poll`, on a direct link), in microseconds. Spinning saves a wake-up per message on a busy ring; 0
     /// sleeps at once.
     public var spinMicroseconds: Int = 50
     /// Shared-memory payload slots (of `segmentBytes` each) per ring link between ranks joined
