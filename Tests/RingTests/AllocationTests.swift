@@ -62,6 +62,43 @@ extension AllocationTests {
         XCTAssertGreaterThanOrEqual(inline.count, UInt64(messages), "allocations with payloads in messages")
     }
 
+    /// Latency-bound collectives over the direct links (tcp) touch neither the heap nor libzmq:
+    /// counted across the whole process, 50 rounds of a small all-reduce (recursive doubling)
+    /// and a barrier on 4 ranks allocate nothing.
+    func testDirectLinksDoNotAllocate() throws {
+        let w = 4
+        var options = RingOptions.with(segmentBytes: 16 << 10, timeout: 20)
+        options.heartbeatMilliseconds = 0  // no ZeroMQ traffic of its own during the count
+        let listeners = try (0..<w).map { _ in try RingListener(bind: "tcp://127.0.0.1:*", options: options) }
+        let endpoints = listeners.map(\.endpoint)
+        let box = Shared(listeners.map { Optional($0) })
+        let gate = Gate(parties: w + 1)
+        let allocations = Shared([UInt64(0)])
+        let errors = runThreads(w + 1) { who in
+            if who == w {
+                gate.wait()
+                alloc_counter_start()
+                gate.wait()
+                allocations.values[0] = alloc_counter_stop()
+                gate.wait()
+                return
+            }
+            let g = try RingGroup(listener: box.values[who]!, rank: who, worldSize: w, successor: endpoints[(who + 1) % w], generation: 1)
+            defer { g.close() }
+            let x = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1024)
+            defer { x.deallocate() }
+            x.initialize(repeating: 1)
+            for _ in 0..<3 { try g.allReduce(x); try g.barrier() }
+            gate.wait()
+            for _ in 0..<50 { try g.allReduce(x); try g.barrier() }
+            gate.wait()
+            gate.wait()
+            XCTAssertEqual(x[0], Float(pow(Double(w), 53)), "53 all-reduces of ones: 4^53, exact")
+        }
+        XCTAssertEqual(errors.compactMap { $0 }, [])
+        XCTAssertEqual(allocations.values[0], 0, "heap allocations during 50 small all-reduces and barriers on 4 ranks")
+    }
+
     /// Heap allocations anywhere in the process during 5 steady-state all-reduces of 4 ranks
     /// joined over ipc, and each rank's payload path.
     func countAllocations(slots: Int) throws -> (count: UInt64, paths: [String]) {
