@@ -32,7 +32,7 @@ struct BenchCollectives: ParsableCommand {
     var segmentBytes: String = "512K"
 
     @Option(help: "All-reduces up to this size use the latency-bound algorithm (K/M suffixes; 0: never).")
-    var smallBytes: String = "64K"
+    var smallBytes: String = "256K"
 
     @Option(help: "Largest world that also connects every rank to every other for latency-bound operations (0: ring only).")
     var directMaxWorld: Int = RingOptions().directMaxWorld

@@ -105,6 +105,7 @@ extension AllocationTests {
         let w = 4, n = 60_000  // above the latency-bound path: the ring carries every payload
         var options = RingOptions.with(segmentBytes: 16 << 10, timeout: 20)
         options.directMaxWorld = 0
+        options.smallAllReduceBytes = 64 << 10
         options.sharedMemorySlots = slots
         let base = "ipc:///tmp/proclip-alloc-test-\(getpid())-\(slots)"
         let listeners = try (0..<w).map { try RingListener(bind: "\(base)-\($0)", options: options) }
