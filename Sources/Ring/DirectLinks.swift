@@ -236,7 +236,7 @@ final class DirectLinks {
             if fd >= 0 {
                 // In progress (or done): wait for it in slices, so that abandoning is noticed.
                 var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                while poll(&p, 1, Int32(deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds))) == 0 {
+                while poll(&p, 1, Int32(deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds))) != 1 {
                     do { try check() } catch { Glibc.close(fd); throw error }
                     if deadline.hasPassed { outcome = -ETIMEDOUT; break }
                 }
@@ -389,13 +389,13 @@ final class DirectLinks {
         if ms == 0 { throw RingError.timedOut(waitingFor: "room to send to rank \(peer)", seconds: 0) }
         pollSet[0] = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
         var n = 1
-        for (q, inFD) in incoming.enumerated() where inFD >= 0 && fill[q] < capacity {
+        for (q, inFD) in incoming.enumerated() where inFD >= 0 && !lost[q] && fill[q] < capacity {
             pollSet[n] = pollfd(fd: inFD, events: Int16(POLLIN), revents: 0)
             n += 1
         }
         guard poll(pollSet, nfds_t(n), Int32(ms)) > 0 else { return }
         for i in 1..<n where pollSet[i].revents != 0 {
-            if let q = incoming.firstIndex(of: pollSet[i].fd) { _ = try read(q) }
+            if let q = incoming.firstIndex(of: pollSet[i].fd), try read(q) == false { lost[q] = true }
         }
     }
 
