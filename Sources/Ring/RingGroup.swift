@@ -104,6 +104,10 @@ public final class RingGroup {
     /// How ring payloads reach the successor, for logs: "shared memory" or "messages".
     public var payloadPath: String { sharesMemory ? "shared memory" : "messages" }
 
+    /// Where this rank's direct links listen when the group uses them (latency-bound
+    /// operations), else nil: those operations then go round the ring.
+    public var directEndpoint: String? { direct ? transport.directEndpoint : nil }
+
     /// Messages dropped so far (malformed, or stale: of an older generation).
     public var drops: DropCounts { transport.drops }
 

@@ -167,7 +167,8 @@ public final class WorkerRuntime {
             mailbox.post(.failure(FailureReport(workerID: workerID, generation: g, step: a.startStep, reason: "joining the ring: \(error)")))
             return
         }
-        log("generation \(g): ring joined; payloads to the successor travel in \(group.payloadPath)")
+        log("generation \(g): ring joined; payloads to the successor travel in \(group.payloadPath); "
+            + (group.directEndpoint.map { "small all-reduces and barriers over direct links (listening at \($0))" } ?? "small all-reduces and barriers round the ring"))
         nonisolated(unsafe) let abandonable = group
         mailbox.setAbandon { abandonable.abandon() }
         var reducer: RingGradientReducer?
