@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Control"], swiftSettings: v5),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
         .testTarget(name: "JobConfigTests", dependencies: ["JobConfig", "Model"], swiftSettings: v5),
-        .testTarget(name: "ProclipTests", dependencies: ["proclip", "Spawn", "Control"], exclude: ["Configs"], swiftSettings: v5),
+        .testTarget(name: "ProclipTests", dependencies: ["proclip", "Spawn", "Control", "Ring"], exclude: ["Configs"], swiftSettings: v5),
         .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: v5),
         // The multi-process tests run the `proclip` executable that `swift test` builds beside them.
         .testTarget(name: "RingTests", dependencies: ["Ring", "Wire", "Spawn", "CAllocCounter", "CStreams"], swiftSettings: v5),

@@ -1,5 +1,6 @@
 import Control
 import Foundation
+import Ring
 import Spawn
 import XCTest
 
@@ -32,6 +33,8 @@ final class ResumeTests: XCTestCase {
         _ = try runProcess("/usr/bin/env", ["pkill", "-KILL", "-f", "run-dir \(runDir)"])
         _ = try runProcess("/usr/bin/env", ["pkill", "-KILL", "-f", "proclip worker --coordinator"])
         _ = p.wait(timeout: 10)
+        // What a launcher cleans up at exit, this one could not: its workers' ipc endpoints.
+        for k in 0..<workers { RingListener.removeLeftovers(of: "ipc:///tmp/proclip-\(p.pid)-worker-\(k)") }
     }
 
     func metricsLines(_ runDir: String) -> Int {

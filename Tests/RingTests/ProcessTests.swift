@@ -1,4 +1,5 @@
 import Foundation
+import Ring
 import Spawn
 import XCTest
 
@@ -95,6 +96,7 @@ final class ProcessTests: XCTestCase {
         ranks[1].send(signal: SIGKILL)
         let killed = monotonicSeconds()
         XCTAssertEqual(try ranks[1].wait(timeout: 5), .signaled(SIGKILL))
+        defer { RingListener.removeLeftovers(of: "ipc:///tmp/proclip-ring-kill\(getpid())-1") }  // the killed rank's
         for (r, child) in ranks.enumerated() where r != 1 {
             let status = try child.wait(timeout: timeout + 10)
             let waited = monotonicSeconds() - killed

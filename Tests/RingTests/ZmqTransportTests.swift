@@ -55,6 +55,7 @@ final class ZmqTransportTests: XCTestCase {
         options.streams = 3
         let path = "/tmp/proclip-ring-test-\(getpid())"
         let ipc = try RingListener(bind: "ipc://\(path)", options: options)
+        defer { RingListener.removeLeftovers(of: "ipc://\(path)", streams: 3) }
         XCTAssertEqual(ipc.endpoint, "ipc://\(path),ipc://\(path).1,ipc://\(path).2")
         XCTAssertEqual(ipc.directEndpoint, "ipc://\(path).direct")
         let tcp = try RingListener(bind: "tcp://127.0.0.1:*", options: options)
