@@ -51,8 +51,9 @@ final class DirectLinks {
     /// pollfd scratch for waits that watch every incoming connection.
     private var pollSet = UnsafeMutablePointer<pollfd>.allocate(capacity: 1)
     private var isClosed = false
-    /// Ranks whose connection to or from this one has closed.
-    private var lost: [Bool] = []
+    /// Per rank: its connection to this one has closed (`closedIn`), or this rank's to it
+    /// (`closedOut`).
+    private var closedIn: [Bool] = [], closedOut: [Bool] = []
 
     /// Length prefix and header of every frame.
     static let prefixBytes = 4 + FrameHeader.byteCount
@@ -107,7 +108,8 @@ final class DirectLinks {
         inbox = (0..<w).map { $0 == rank ? nil : UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16) }
         start = Array(repeating: 0, count: w)
         fill = Array(repeating: 0, count: w)
-        lost = Array(repeating: false, count: w)
+        closedIn = Array(repeating: false, count: w)
+        closedOut = closedIn
         pollSet.deallocate()
         pollSet = .allocate(capacity: w + 1)
 
@@ -126,7 +128,7 @@ final class DirectLinks {
         guard outgoing.indices.contains(peer), outgoing[peer] >= 0 else {
             throw RingError.invalidArgument("no direct connection to rank \(peer)")
         }
-        if lost[peer] { return }
+        if closedOut[peer] { return }
         let fd = outgoing[peer]
         prefix.storeBytes(of: UInt32(payload.count).littleEndian, as: UInt32.self)
         header.encode(into: prefix + 4)
@@ -152,7 +154,7 @@ final class DirectLinks {
             let e = errno
             if e == EINTR { continue }
             if e == EPIPE || e == ECONNRESET {
-                lost[peer] = true  // dropped; the operation times out waiting for the rank
+                closedOut[peer] = true  // dropped; the operation times out waiting for the rank
                 return
             }
             guard e == EAGAIN || e == EWOULDBLOCK else {
@@ -176,14 +178,14 @@ final class DirectLinks {
         var spinUntil: UInt64 = 0
         while true {
             if let frame = try frame(from: peer, validator: &validator) { return frame }
-            if !lost[peer] {
+            if !closedIn[peer] {
                 switch try read(peer) {
                 case .some(true): continue
-                case .some(false): lost[peer] = true
+                case .some(false): closedIn[peer] = true
                 case .none: break
                 }
             }
-            if spinNanoseconds > 0 && !lost[peer] {
+            if spinNanoseconds > 0 && !closedIn[peer] {
                 let now = Deadline.now().nanoseconds
                 if spinUntil == 0 { spinUntil = now &+ spinNanoseconds }
                 if now < spinUntil {
@@ -194,9 +196,9 @@ final class DirectLinks {
             try check()
             let ms = deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds)
             if ms == 0 {
-                throw RingError.timedOut(waitingFor: what() + (lost[peer] ? " (rank \(peer) closed its direct connection)" : ""), seconds: 0)
+                throw RingError.timedOut(waitingFor: what() + (closedIn[peer] ? " (rank \(peer) closed its direct connection)" : ""), seconds: 0)
             }
-            var p = pollfd(fd: lost[peer] ? -1 : fd, events: Int16(POLLIN), revents: 0)  // lost: sleep
+            var p = pollfd(fd: closedIn[peer] ? -1 : fd, events: Int16(POLLIN), revents: 0)  // closed: just sleep
             _ = poll(&p, 1, Int32(ms))
         }
     }
@@ -389,13 +391,13 @@ final class DirectLinks {
         if ms == 0 { throw RingError.timedOut(waitingFor: "room to send to rank \(peer)", seconds: 0) }
         pollSet[0] = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
         var n = 1
-        for (q, inFD) in incoming.enumerated() where inFD >= 0 && !lost[q] && fill[q] < capacity {
+        for (q, inFD) in incoming.enumerated() where inFD >= 0 && !closedIn[q] && fill[q] < capacity {
             pollSet[n] = pollfd(fd: inFD, events: Int16(POLLIN), revents: 0)
             n += 1
         }
         guard poll(pollSet, nfds_t(n), Int32(ms)) > 0 else { return }
         for i in 1..<n where pollSet[i].revents != 0 {
-            if let q = incoming.firstIndex(of: pollSet[i].fd), try read(q) == false { lost[q] = true }
+            if let q = incoming.firstIndex(of: pollSet[i].fd), try read(q) == false { closedIn[q] = true }
         }
     }
 
