@@ -20,8 +20,9 @@ public struct RingOptions: Sendable, Equatable {
     /// Groups of up to this many ranks also connect every rank to every other over plain stream
     /// sockets (`DirectLinks`), and run latency-bound operations (small all-reduces, barriers)
     /// there: one or log2 W hops instead of W−1, each without ZeroMQ's I/O-thread hand-offs.
-    /// 0: ring connections only, all traffic through ZeroMQ. Connections grow as W², hence the
-    /// limit.
+    /// 0: ring connections only, all traffic through ZeroMQ (so that a ZeroMQ security
+    /// mechanism such as CURVE, once configured on the ring, covers every message). Connections
+    /// grow as W², hence the limit.
     public var directMaxWorld: Int = 16
     /// TCP connections (and ZeroMQ I/O threads) per ring neighbour; segments go round-robin.
     public var streams: Int = 1
