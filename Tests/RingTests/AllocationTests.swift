@@ -10,17 +10,7 @@ final class AllocationTests: XCTestCase {
     func testSteadyStateCollectivesDoNotAllocate() {
         let w = 4, n = 10_000
         let counts = [3000, 0, 4000, 3000]
-        let gate = Gate(parties: w + 1)
-        let allocations = Shared([UInt64(0)])
-        let errors = runThreads(w + 1) { who in
-            if who == w {  // the counting thread
-                gate.wait()  // warm-up done on every rank
-                alloc_counter_start()
-                gate.wait()  // counted rounds done
-                allocations.values[0] = alloc_counter_stop()
-                gate.wait()  // only now may the ranks wind down (thread exit allocates)
-                return
-            }
+        let allocations = allocationsWhileCounting(ranks: w) { who, mark in
             let ring = SharedRing.ring
             let g = try RingGroup(transport: ring.transport(rank: who), generation: 1, options: .with(segmentBytes: 4096))
             let x = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
@@ -35,13 +25,39 @@ final class AllocationTests: XCTestCase {
                 try g.barrier()
             }
             for _ in 0..<3 { try round() }
-            gate.wait()
+            mark()
             for _ in 0..<5 { try round() }
-            gate.wait()
-            gate.wait()
+            mark()
+        }
+        XCTAssertEqual(allocations, 0, "heap allocations during 5 steady-state rounds on 4 ranks")
+    }
+
+    /// Heap allocations anywhere in the process while `w` rank threads run the part of `body`
+    /// between its two calls of `mark` (set-up and warm-up before the first; the threads wind
+    /// down, which allocates, only once the count has stopped).
+    func allocationsWhileCounting(
+        ranks w: Int, _ body: @escaping @Sendable (_ rank: Int, _ mark: () -> Void) throws -> Void
+    ) -> UInt64 {
+        let gate = Gate(parties: w + 1)
+        let allocations = Shared([UInt64(0)])
+        let errors = runThreads(w + 1) { who in
+            if who == w {  // the counting thread
+                gate.wait()  // warm-up done on every rank
+                alloc_counter_start()
+                gate.wait()  // counted part done
+                allocations.values[0] = alloc_counter_stop()
+                gate.wait()  // only now may the ranks wind down
+                return
+            }
+            var marks = 0
+            try body(who) {
+                marks += 1
+                gate.wait()
+                if marks == 2 { gate.wait() }
+            }
         }
         XCTAssertEqual(errors.compactMap { $0 }, [])
-        XCTAssertEqual(allocations.values[0], 0, "heap allocations during 5 steady-state rounds on 4 ranks")
+        return allocations.values[0]
     }
 }
 
@@ -72,31 +88,19 @@ extension AllocationTests {
         let listeners = try (0..<w).map { _ in try RingListener(bind: "tcp://127.0.0.1:*", options: options) }
         let endpoints = listeners.map(\.endpoint)
         let box = Shared(listeners.map { Optional($0) })
-        let gate = Gate(parties: w + 1)
-        let allocations = Shared([UInt64(0)])
-        let errors = runThreads(w + 1) { who in
-            if who == w {
-                gate.wait()
-                alloc_counter_start()
-                gate.wait()
-                allocations.values[0] = alloc_counter_stop()
-                gate.wait()
-                return
-            }
+        let allocations = allocationsWhileCounting(ranks: w) { who, mark in
             let g = try RingGroup(listener: box.values[who]!, rank: who, worldSize: w, successor: endpoints[(who + 1) % w], generation: 1)
             defer { g.close() }
             let x = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1024)
             defer { x.deallocate() }
             x.initialize(repeating: 1)
             for _ in 0..<3 { try g.allReduce(x); try g.barrier() }
-            gate.wait()
+            mark()
             for _ in 0..<50 { try g.allReduce(x); try g.barrier() }
-            gate.wait()
-            gate.wait()
+            mark()
             XCTAssertEqual(x[0], Float(pow(Double(w), 53)), "53 all-reduces of ones: 4^53, exact")
         }
-        XCTAssertEqual(errors.compactMap { $0 }, [])
-        XCTAssertEqual(allocations.values[0], 0, "heap allocations during 50 small all-reduces and barriers on 4 ranks")
+        XCTAssertEqual(allocations, 0, "heap allocations during 50 small all-reduces and barriers on 4 ranks")
     }
 
     /// Heap allocations anywhere in the process during 5 steady-state all-reduces of 4 ranks
@@ -111,18 +115,8 @@ extension AllocationTests {
         let listeners = try (0..<w).map { try RingListener(bind: "\(base)-\($0)", options: options) }
         let endpoints = listeners.map(\.endpoint)
         let box = Shared(listeners.map { Optional($0) })
-        let gate = Gate(parties: w + 1)
-        let allocations = Shared([UInt64(0)])
         let paths = Shared([String](repeating: "", count: w))
-        let errors = runThreads(w + 1) { who in
-            if who == w {
-                gate.wait()
-                alloc_counter_start()
-                gate.wait()
-                allocations.values[0] = alloc_counter_stop()
-                gate.wait()
-                return
-            }
+        let allocations = allocationsWhileCounting(ranks: w) { who, mark in
             let g = try RingGroup(listener: box.values[who]!, rank: who, worldSize: w, successor: endpoints[(who + 1) % w], generation: 1)
             defer { g.close() }
             paths.values[who] = g.payloadPath
@@ -130,14 +124,12 @@ extension AllocationTests {
             defer { x.deallocate() }
             x.initialize(repeating: 1)
             for _ in 0..<3 { try g.allReduce(x) }
-            gate.wait()
+            mark()
             for _ in 0..<5 { try g.allReduce(x) }
-            gate.wait()
-            gate.wait()
+            mark()
             try g.barrier()
         }
-        XCTAssertEqual(errors.compactMap { $0 }, [])
-        return (allocations.values[0], paths.values)
+        return (allocations, paths.values)
     }
 }
 
