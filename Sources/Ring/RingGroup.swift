@@ -80,7 +80,7 @@ public final class RingGroup {
         self.generation = generation
         self.options = options
         blocks = BlockTable(worldSize: worldSize)
-        let slot = worldSize > 1 ? min(options.smallAllReduceBytes, (4 << 20) / worldSize) / 4 : 0
+        let slot = worldSize > 1 ? options.smallAllReduceSlotBytes(worldSize: worldSize) / 4 : 0
         scratch = .allocate(capacity: max(1, slot * worldSize))
         scratch.initialize(repeating: 0)
         do { try hello() } catch {

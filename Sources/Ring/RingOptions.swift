@@ -43,6 +43,13 @@ public struct RingOptions: Sendable, Equatable {
     /// The defaults.
     public init() {}
 
+    /// Bytes of a rank's slot in the scratch of a group of `worldSize` for the latency-bound
+    /// all-reduce (W slots of at most 4 MiB in all), a multiple of 4: the largest buffer that
+    /// takes that path, and the largest direct message.
+    public func smallAllReduceSlotBytes(worldSize: Int) -> Int {
+        min(smallAllReduceBytes, (4 << 20) / max(1, worldSize)) & ~3
+    }
+
     /// Throws `.invalidArgument` for values out of range.
     public func validate() throws {
         guard timeout > 0, timeout.isFinite else { throw RingError.invalidArgument("timeout \(timeout) s") }

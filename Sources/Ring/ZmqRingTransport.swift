@@ -29,7 +29,7 @@ public final class ZmqRingTransport: RingTransport {
     private let pushes: [ZmqSocket]
     let headerIn = ZmqMessage(), payloadIn = ZmqMessage()
     private let headerOut = ZmqMessage(), payloadOut = ZmqMessage()
-    /// The generation the direct links were introduced under (set by `connectDirect`).
+    /// Whether `connectDirect` has run.
     private var directConnected = false
     /// The successor's shared-memory slots: their name (ipc successors), attached by `peersReady`.
     private let sharedName: String?
@@ -97,14 +97,12 @@ public final class ZmqRingTransport: RingTransport {
     private var predecessor: Int { (rank + worldSize - 1) % worldSize }
 
     /// Connects to every other rank's direct links (`endpoints[r]`, this rank's ignored) and
-    /// accepts theirs. Direct messages are at most `options.smallAllReduceBytes` (and at most
-    /// 4 MiB / W, the group's scratch per rank).
+    /// accepts theirs. No direct message is larger than a rank's slot of the group's scratch.
     public func connectDirect(_ endpoints: [String], generation: UInt64, deadline: Deadline) throws {
         guard endpoints.count == worldSize else { throw RingError.invalidArgument("\(endpoints.count) direct endpoints") }
-        let options = listener.options
-        let maxPayload = min(options.smallAllReduceBytes, (4 << 20) / worldSize) & ~3
         try listener.direct.connect(
-            rank: rank, endpoints: endpoints, generation: generation, maxPayload: maxPayload, deadline: deadline,
+            rank: rank, endpoints: endpoints, generation: generation,
+            maxPayload: listener.options.smallAllReduceSlotBytes(worldSize: worldSize), deadline: deadline,
             validator: &validator, check: { try checkUsable() })
         directConnected = true
     }
