@@ -84,8 +84,9 @@ extension RingGroup {
     /// doubling. In round k each rank swaps its partial sum with rank `r ^ 2^k` and adds, so
     /// after log2(W) rounds every rank holds the total. Partners add the same two values
     /// (a + b = b + a exactly), so every rank ends with the same bits. Fewer messages than the
-    /// all-to-all (W·log2 W instead of W·(W−1)): on a machine where each message costs thread
-    /// wake-ups, that outweighs the extra round.
+    /// all-to-all (W·log2 W instead of W·(W−1)), which outweighs the extra round: over the
+    /// direct links, 4 ranks on 2 cores, 35–40 µs against 48 µs at 4 KiB and 111–122 µs
+    /// against 164–178 µs at 64 KiB.
     ///
     ///     T_doubling(S, W) ≈ log2(W)·(α + S·β + S·γ)
     private func doubleAndSum(_ buffer: UnsafeMutableBufferPointer<Float>, _ link: inout Link) throws {
