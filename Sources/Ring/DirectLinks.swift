@@ -64,25 +64,20 @@ final class DirectLinks {
     /// `ipc://path`.
     init(bind: String, kernelBufferBytes: Int) throws {
         self.kernelBufferBytes = kernelBufferBytes
-        if bind.hasPrefix("ipc://") {
-            let path = String(bind.dropFirst(6))
-            let fd = proclip_unix_listen(path, 128)
-            guard fd >= 0 else { throw RingError.transport("cannot listen at \(bind): \(DirectLinks.text(fd))") }
-            listenFD = fd
-            unixPath = path
-            isTCP = false
-            endpoint = bind
-        } else {
+        isTCP = !bind.hasPrefix("ipc://")
+        if isTCP {
             let (host, port) = try DirectLinks.hostAndPort(bind)
             var bound: Int32 = 0
-            let fd = proclip_tcp_listen(host, Int32(port), 128, &bound)
-            guard fd >= 0 else { throw RingError.transport("cannot listen at \(bind): \(DirectLinks.text(fd))") }
-            listenFD = fd
-            unixPath = nil
-            isTCP = true
+            listenFD = proclip_tcp_listen(host, Int32(port), 128, &bound)
             let shown = host == "*" ? "0.0.0.0" : host.contains(":") ? "[\(host)]" : host
             endpoint = "tcp://\(shown):\(bound)"
+            unixPath = nil
+        } else {
+            unixPath = String(bind.dropFirst(6))
+            listenFD = proclip_unix_listen(unixPath!, 128)
+            endpoint = bind
         }
+        guard listenFD >= 0 else { throw RingError.transport("cannot listen at \(bind): \(DirectLinks.text(listenFD))") }
     }
 
     deinit {
@@ -175,7 +170,7 @@ final class DirectLinks {
             throw RingError.invalidArgument("no direct connection from rank \(peer)")
         }
         let fd = incoming[peer]
-        var spinUntil: UInt64 = 0
+        var spin = SpinWindow(nanoseconds: spinNanoseconds)
         while true {
             if let frame = try frame(from: peer, validator: &validator) { return frame }
             if !closedIn[peer] {
@@ -185,13 +180,9 @@ final class DirectLinks {
                 case .none: break
                 }
             }
-            if spinNanoseconds > 0 && !closedIn[peer] {
-                let now = Deadline.now().nanoseconds
-                if spinUntil == 0 { spinUntil = now &+ spinNanoseconds }
-                if now < spinUntil {
-                    sched_yield()
-                    continue
-                }
+            if !closedIn[peer] && spin.isOpen() {
+                sched_yield()
+                continue
             }
             try check()
             let ms = deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds)
@@ -244,7 +235,7 @@ final class DirectLinks {
                 }
                 if outcome == 0 { outcome = proclip_connect_result(fd) }
                 if outcome == 0 {
-                    outcome = proclip_stream_tune(fd, isTCP ? 1 : 0, Int32(clamping: kernelBufferBytes))
+                    outcome = tune(fd)
                     if outcome == 0 { return fd }
                 }
                 Glibc.close(fd)
@@ -301,7 +292,7 @@ final class DirectLinks {
                 while true {
                     let fd = proclip_accept(listenFD)
                     if fd < 0 { break }
-                    if proclip_stream_tune(fd, isTCP ? 1 : 0, Int32(clamping: kernelBufferBytes)) != 0 {
+                    if tune(fd) != 0 {
                         Glibc.close(fd)
                         continue
                     }
@@ -309,6 +300,11 @@ final class DirectLinks {
                 }
             }
         }
+    }
+
+    /// Sets a connection's options (TCP_NODELAY, kernel buffers): 0, or −errno.
+    private func tune(_ fd: Int32) -> Int32 {
+        proclip_stream_tune(fd, isTCP ? 1 : 0, Int32(clamping: kernelBufferBytes))
     }
 
     /// The rank a connection's first frame introduces, or nil (counted) when it is not a

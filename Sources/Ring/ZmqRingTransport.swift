@@ -29,8 +29,6 @@ public final class ZmqRingTransport: RingTransport {
     private let pushes: [ZmqSocket]
     let headerIn = ZmqMessage(), payloadIn = ZmqMessage()
     private let headerOut = ZmqMessage(), payloadOut = ZmqMessage()
-    /// Whether `connectDirect` has run.
-    private var directConnected = false
     /// The successor's shared-memory slots: their name (ipc successors), attached by `peersReady`.
     private let sharedName: String?
     private var sharedOut: SharedSlots?
@@ -104,13 +102,11 @@ public final class ZmqRingTransport: RingTransport {
             rank: rank, endpoints: endpoints, generation: generation,
             maxPayload: listener.options.smallAllReduceSlotBytes(worldSize: worldSize), deadline: deadline,
             validator: &validator, check: { try checkUsable() })
-        directConnected = true
     }
 
     public func send(_ bytes: UnsafeRawBufferPointer, to peer: Int, tag: FrameHeader, deadline: Deadline) throws {
         try checkUsable()
         if tag.type.isDirect {
-            guard directConnected else { throw RingError.invalidArgument("direct connections are not set up") }
             return try listener.direct.send(tag, bytes, to: peer, deadline: deadline, check: { try checkUsable() })
         }
         guard peer == successor, worldSize > 1 else {
@@ -169,11 +165,11 @@ public final class ZmqRingTransport: RingTransport {
             throw RingError.invalidArgument("rank \(rank) receives only from its predecessor \(predecessor), not \(peer)")
         }
         let socket = listener.sockets[Int(tag.chunk) % streams]
-        var spinUntil: UInt64 = 0
+        var spin = SpinWindow(nanoseconds: spinNanoseconds)
         while true {
             switch try socket.receiveFrame(header: headerIn, payload: payloadIn, validator: &validator) {
             case .none:
-                try wait(socket, deadline: deadline, spinUntil: &spinUntil, for: "\(tag) from rank \(peer)")
+                try wait(socket, deadline: deadline, spin: &spin, for: "\(tag) from rank \(peer)")
             case .dropped:
                 continue
             case .frame(let received):
@@ -232,18 +228,14 @@ public final class ZmqRingTransport: RingTransport {
     }
 
     /// Nothing queued: spin a little (looking, yielding), then sleep in `zmq_poll` for a slice.
-    func wait(_ socket: ZmqSocket, deadline: Deadline, spinUntil: inout UInt64, for what: @autoclosure () -> String) throws {
-        if spinNanoseconds > 0 {
-            let now = Deadline.now().nanoseconds
-            if spinUntil == 0 { spinUntil = now &+ spinNanoseconds }
-            if now < spinUntil {
-                // A non-blocking receive looks at the socket's command mailbox at most once a
-                // millisecond (libzmq throttles it), so a message that arrived on an idle pipe
-                // stays unseen; a zero-timeout poll processes the commands every time.
-                if try socket.waitReadable(milliseconds: 0) { return }
-                sched_yield()
-                return
-            }
+    func wait(_ socket: ZmqSocket, deadline: Deadline, spin: inout SpinWindow, for what: @autoclosure () -> String) throws {
+        if spin.isOpen() {
+            // A non-blocking receive looks at the socket's command mailbox at most once a
+            // millisecond (libzmq throttles it), so a message that arrived on an idle pipe
+            // stays unseen; a zero-timeout poll processes the commands every time.
+            if try socket.waitReadable(milliseconds: 0) { return }
+            sched_yield()
+            return
         }
         try checkUsable()
         let ms = deadline.remainingMilliseconds(cap: pollSliceMilliseconds)

@@ -127,20 +127,13 @@ final class DirectLinksTests: XCTestCase {
         let links = [try DirectLinks(bind: "tcp://127.0.0.1:*", kernelBufferBytes: -1),
                      try DirectLinks(bind: "tcp://127.0.0.1:*", kernelBufferBytes: -1)]
         let endpoints = links.map(\.endpoint)
-        let errors = Shared<String?>([nil, nil])
         nonisolated(unsafe) let shared = links
-        let threads = (0..<2).map { r in
-            Thread {
-                var validator = FrameValidator(accepting: [(.ringDirectBarrier, 0)])
-                do {
-                    try shared[r].connect(rank: r, endpoints: endpoints, generation: 3, maxPayload: 64,
-                                          deadline: .after(seconds: 10), validator: &validator, check: {})
-                } catch { errors.values[r] = "\(error)" }
-            }
+        let errors = runThreads(2) { r in
+            var validator = FrameValidator(accepting: [(.ringDirectBarrier, 0)])
+            try shared[r].connect(rank: r, endpoints: endpoints, generation: 3, maxPayload: 64,
+                                  deadline: .after(seconds: 10), validator: &validator, check: {})
         }
-        threads.forEach { $0.start() }
-        while threads.contains(where: { !$0.isFinished }) { usleep(10_000) }
-        XCTAssertEqual(errors.values.compactMap { $0 }, [])
+        XCTAssertEqual(errors.compactMap { $0 }, [])
 
         links[1].close()  // rank 1's process is gone
         var validator = FrameValidator(accepting: [(.ringDirectBarrier, 0)])
@@ -167,35 +160,28 @@ final class DirectLinksTests: XCTestCase {
         let links = [try DirectLinks(bind: "tcp://127.0.0.1:*", kernelBufferBytes: 32 << 10),
                      try DirectLinks(bind: "tcp://127.0.0.1:*", kernelBufferBytes: 32 << 10)]
         let endpoints = links.map(\.endpoint)
-        let errors = Shared<String?>([nil, nil])
         let received = Shared<[UInt8]>([[], []])
         nonisolated(unsafe) let shared = links
         let bytes = 200_000
-        let threads = (0..<2).map { r in
-            Thread {
-                var validator = FrameValidator(accepting: [(.ringDirectReduce, 256 << 10)])
-                do {
-                    let me = shared[r], peer = 1 - r
-                    try me.connect(rank: r, endpoints: endpoints, generation: 1, maxPayload: 256 << 10,
-                                   deadline: .after(seconds: 10), validator: &validator, check: {})
-                    let payload = (0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ r) }
-                    for k in 0..<2 {
-                        let tag = FrameHeader(type: .ringDirectReduce, generation: 1, step: 0, collective: UInt32(k), chunk: UInt32(r))
-                        try payload.withUnsafeBytes { try me.send(tag, $0, to: peer, deadline: .after(seconds: 10), check: {}) }
-                    }
-                    for k in 0..<2 {
-                        let (h, p) = try me.receive(from: peer, deadline: .after(seconds: 10), spinNanoseconds: 0,
-                                                    validator: &validator, check: {}, waitingFor: "frame \(k)")
-                        XCTAssertEqual(h.collective, UInt32(k))
-                        if k == 1 { received.values[r] = Array(p) }
-                        me.consumed(peer)
-                    }
-                } catch { errors.values[r] = "\(error)" }
+        let errors = runThreads(2) { r in
+            var validator = FrameValidator(accepting: [(.ringDirectReduce, 256 << 10)])
+            let me = shared[r], peer = 1 - r
+            try me.connect(rank: r, endpoints: endpoints, generation: 1, maxPayload: 256 << 10,
+                           deadline: .after(seconds: 10), validator: &validator, check: {})
+            let payload = (0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ r) }
+            for k in 0..<2 {
+                let tag = FrameHeader(type: .ringDirectReduce, generation: 1, step: 0, collective: UInt32(k), chunk: UInt32(r))
+                try payload.withUnsafeBytes { try me.send(tag, $0, to: peer, deadline: .after(seconds: 10), check: {}) }
+            }
+            for k in 0..<2 {
+                let (h, p) = try me.receive(from: peer, deadline: .after(seconds: 10), spinNanoseconds: 0,
+                                            validator: &validator, check: {}, waitingFor: "frame \(k)")
+                XCTAssertEqual(h.collective, UInt32(k))
+                if k == 1 { received.values[r] = Array(p) }
+                me.consumed(peer)
             }
         }
-        threads.forEach { $0.start() }
-        while threads.contains(where: { !$0.isFinished }) { usleep(10_000) }
-        XCTAssertEqual(errors.values.compactMap { $0 }, [])
+        XCTAssertEqual(errors.compactMap { $0 }, [])
         for r in 0..<2 {
             XCTAssertEqual(received.values[r], (0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ (1 - r)) }, "rank \(r)")
         }
