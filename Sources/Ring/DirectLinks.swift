@@ -47,6 +47,8 @@ final class DirectLinks {
     private var capacity = 0
     private var maxPayload = 0
     private let prefix = UnsafeMutableRawPointer.allocate(byteCount: DirectLinks.prefixBytes, alignment: 8)
+    /// Length prefix and header of the frame `exchange` is receiving.
+    private let prefixIn = UnsafeMutableRawPointer.allocate(byteCount: DirectLinks.prefixBytes, alignment: 8)
     private let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 2)
     /// pollfd scratch for waits that watch every incoming connection.
     private var pollSet = UnsafeMutablePointer<pollfd>.allocate(capacity: 1)
@@ -59,6 +61,9 @@ final class DirectLinks {
     static let prefixBytes = 4 + FrameHeader.byteCount
     /// Longest single sleep in a wait, so that an abandoned operation is noticed promptly.
     private static let pollSliceMilliseconds = 50
+
+    /// Whether `connect` has joined this rank to the others.
+    var isConnected: Bool { !outgoing.isEmpty }
 
     /// Binds and listens at `bind`: `tcp://host:port` (`*` as the port: any free one) or
     /// `ipc://path`.
@@ -83,6 +88,7 @@ final class DirectLinks {
     deinit {
         close()
         prefix.deallocate()
+        prefixIn.deallocate()
         iov.deallocate()
         pollSet.deallocate()
     }
@@ -130,32 +136,42 @@ final class DirectLinks {
         let total = DirectLinks.prefixBytes + payload.count
         var sent = 0
         while sent < total {
-            var msg = msghdr()
-            if sent < DirectLinks.prefixBytes {
-                iov[0] = iovec(iov_base: prefix + sent, iov_len: DirectLinks.prefixBytes - sent)
-                iov[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress), iov_len: payload.count)
-                msg.msg_iovlen = payload.count > 0 ? 2 : 1
-            } else {
-                let at = sent - DirectLinks.prefixBytes
-                iov[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress! + at), iov_len: payload.count - at)
-                msg.msg_iovlen = 1
-            }
-            msg.msg_iov = iov
-            let n = sendmsg(fd, &msg, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            guard let n = try write(to: peer, payload, from: sent) else { return }  // closed: dropped
             if n > 0 {
                 sent += n
-                continue
+            } else {
+                try waitWritable(fd, peer: peer, deadline: deadline, check: check)
             }
+        }
+    }
+
+    /// Writes what the kernel takes of the frame in `prefix` and `payload`, from byte `sent`
+    /// on: the bytes written (0 when the connection is full), or nil when `peer`'s end has
+    /// closed (the frame is dropped; the operation then times out waiting for that rank).
+    @inline(__always)
+    private func write(to peer: Int, _ payload: UnsafeRawBufferPointer, from sent: Int) throws -> Int? {
+        var msg = msghdr()
+        if sent < DirectLinks.prefixBytes {
+            iov[0] = iovec(iov_base: prefix + sent, iov_len: DirectLinks.prefixBytes - sent)
+            iov[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress), iov_len: payload.count)
+            msg.msg_iovlen = payload.count > 0 ? 2 : 1
+        } else {
+            let at = sent - DirectLinks.prefixBytes
+            iov[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress! + at), iov_len: payload.count - at)
+            msg.msg_iovlen = 1
+        }
+        msg.msg_iov = iov
+        while true {
+            let n = sendmsg(outgoing[peer], &msg, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if n >= 0 { return n }
             let e = errno
             if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return 0 }
             if e == EPIPE || e == ECONNRESET {
-                closedOut[peer] = true  // dropped; the operation times out waiting for the rank
-                return
+                closedOut[peer] = true
+                return nil
             }
-            guard e == EAGAIN || e == EWOULDBLOCK else {
-                throw RingError.transport("direct connection to rank \(peer): \(String(cString: strerror(e)))")
-            }
-            try waitWritable(fd, peer: peer, deadline: deadline, check: check)
+            throw RingError.transport("direct connection to rank \(peer): \(String(cString: strerror(e)))")
         }
     }
 
@@ -200,6 +216,155 @@ final class DirectLinks {
         let length = Int(UInt32(littleEndian: (base + start[peer]).loadUnaligned(as: UInt32.self)))
         start[peer] += DirectLinks.prefixBytes + length
         if start[peer] == fill[peer] { start[peer] = 0; fill[peer] = 0 }
+    }
+
+    // MARK: - Streaming
+
+    /// Sends one frame (`header`, `payload`) to `next` while receiving the next frame from
+    /// `prev` straight into `destination`, both on the calling thread: bulk ring traffic, with no
+    /// buffer between the kernel and the caller's memory. Returns when the kernel holds all of
+    /// the sent frame and `destination` is full. A nil `header` sends nothing, a nil `expected`
+    /// receives nothing.
+    ///
+    /// The received frame must be `expected` with exactly `destination.count` bytes; a stream
+    /// cannot skip anything else, so it is a protocol violation and the connection is closed.
+    /// Its header is checked when it is complete, by which time the first bytes of its payload
+    /// may be in `destination` already: after a failure, `destination` holds no useful data.
+    /// A closed connection behaves as in `send` and `receive`: frames to it are dropped, a wait
+    /// for it ends at `deadline`.
+    func exchange(
+        send header: FrameHeader?, _ payload: UnsafeRawBufferPointer, to next: Int,
+        receive expected: FrameHeader?, into destination: UnsafeMutableRawBufferPointer, from prev: Int,
+        deadline: Deadline, spinNanoseconds: UInt64, validator: inout FrameValidator, check: () throws -> Void
+    ) throws {
+        var sent = 0, toSend = 0
+        if let header {
+            guard outgoing.indices.contains(next), outgoing[next] >= 0 else {
+                throw RingError.invalidArgument("no direct connection to rank \(next)")
+            }
+            if !closedOut[next] {
+                prefix.storeBytes(of: UInt32(payload.count).littleEndian, as: UInt32.self)
+                header.encode(into: prefix + 4)
+                toSend = DirectLinks.prefixBytes + payload.count
+            }
+        }
+        var received = 0, toReceive = 0, checked = false
+        if let expected {
+            guard incoming.indices.contains(prev), incoming[prev] >= 0 else {
+                throw RingError.invalidArgument("no direct connection from rank \(prev)")
+            }
+            toReceive = DirectLinks.prefixBytes + destination.count
+            received = takeBuffered(from: prev, into: destination, upTo: toReceive)
+            if received >= DirectLinks.prefixBytes {
+                try checkPrefix(expected, destination.count, from: prev, validator: &validator)
+                checked = true
+            }
+        }
+        var spin = SpinWindow(nanoseconds: spinNanoseconds)
+        while sent < toSend || received < toReceive {
+            var moved = false
+            if sent < toSend {
+                if let n = try write(to: next, payload, from: sent) {
+                    sent += n
+                    moved = n > 0
+                } else {
+                    toSend = 0  // closed: dropped
+                }
+            }
+            if received < toReceive && !closedIn[prev] {
+                let n = try readFrame(from: prev, into: destination, at: received)
+                if n > 0 {
+                    received += n
+                    moved = true
+                    if !checked && received >= DirectLinks.prefixBytes {
+                        try checkPrefix(expected!, destination.count, from: prev, validator: &validator)
+                        checked = true
+                    }
+                } else if n < 0 {
+                    closedIn[prev] = true
+                }
+            }
+            if moved {
+                spin = SpinWindow(nanoseconds: spinNanoseconds)
+                continue
+            }
+            if spin.isOpen() && !(received < toReceive && closedIn[prev]) {
+                sched_yield()
+                continue
+            }
+            try check()
+            let ms = deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds)
+            if ms == 0 {
+                if received < toReceive {
+                    throw RingError.timedOut(
+                        waitingFor: "\(expected!) from rank \(prev)" + (closedIn[prev] ? " (rank \(prev) closed its direct connection)" : ""), seconds: 0)
+                }
+                throw RingError.timedOut(waitingFor: "room to send to rank \(next)", seconds: 0)
+            }
+            pollSet[0] = pollfd(fd: sent < toSend ? outgoing[next] : -1, events: Int16(POLLOUT), revents: 0)
+            pollSet[1] = pollfd(fd: received < toReceive && !closedIn[prev] ? incoming[prev] : -1, events: Int16(POLLIN), revents: 0)
+            _ = poll(pollSet, 2, Int32(ms))  // both −1 (a closed peer): sleeps
+        }
+    }
+
+    /// Moves bytes `receive` read ahead from `peer` (at most `limit`) to the frame being
+    /// received: the prefix into `prefixIn`, the rest into `destination`. Returns the count.
+    private func takeBuffered(from peer: Int, into destination: UnsafeMutableRawBufferPointer, upTo limit: Int) -> Int {
+        guard let base = inbox[peer] else { return 0 }
+        let n = min(fill[peer] - start[peer], limit)
+        if n == 0 { return 0 }
+        let head = min(n, DirectLinks.prefixBytes)
+        memcpy(prefixIn, base + start[peer], head)
+        if n > head { memcpy(destination.baseAddress!, base + start[peer] + head, n - head) }
+        start[peer] += n
+        if start[peer] == fill[peer] { start[peer] = 0; fill[peer] = 0 }
+        return n
+    }
+
+    /// Reads the frame from `peer` on, its first `at` bytes already received: the prefix into
+    /// `prefixIn`, the payload into `destination`, in one call. The bytes read (0: none there
+    /// yet), or −1 at the end of the stream.
+    @inline(__always)
+    private func readFrame(from peer: Int, into destination: UnsafeMutableRawBufferPointer, at: Int) throws -> Int {
+        var count = 1
+        if at < DirectLinks.prefixBytes {
+            iov[0] = iovec(iov_base: prefixIn + at, iov_len: DirectLinks.prefixBytes - at)
+            iov[1] = iovec(iov_base: destination.baseAddress, iov_len: destination.count)
+            count = destination.count > 0 ? 2 : 1
+        } else {
+            let offset = at - DirectLinks.prefixBytes
+            iov[0] = iovec(iov_base: destination.baseAddress! + offset, iov_len: destination.count - offset)
+        }
+        while true {
+            let n = readv(incoming[peer], iov, Int32(count))
+            if n > 0 { return n }
+            if n == 0 { return -1 }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return 0 }
+            if e == ECONNRESET { return -1 }
+            throw RingError.transport("direct connection from rank \(peer): \(String(cString: strerror(e)))")
+        }
+    }
+
+    /// Checks the received prefix in `prefixIn`: a valid header that is `expected`, with a
+    /// payload of `byteCount`. Anything else closes the connection and throws.
+    private func checkPrefix(_ expected: FrameHeader, _ byteCount: Int, from peer: Int, validator: inout FrameValidator) throws {
+        let length = Int(UInt32(littleEndian: prefixIn.loadUnaligned(as: UInt32.self)))
+        let header: FrameHeader
+        switch validator.validate(header: UnsafeRawBufferPointer(start: prefixIn + 4, count: FrameHeader.byteCount), payloadCount: length, extraFrames: 0) {
+        case .failure(let reason):
+            dropConnection(from: peer)
+            throw RingError.protocolViolation("rank \(peer) sent a malformed frame on its direct connection (\(reason)); connection closed")
+        case .success(let h):
+            header = h
+        }
+        if header == expected && length == byteCount { return }
+        dropConnection(from: peer)
+        if header.generation > expected.generation {
+            throw RingError.generationChanged(ours: expected.generation, seen: header.generation)
+        }
+        throw RingError.protocolViolation("expected \(expected) of \(byteCount) bytes from rank \(peer), received \(header) of \(length); connection closed")
     }
 
     /// Closes every connection and the listener, and removes a Unix socket file.

@@ -124,6 +124,9 @@ public final class MemoryRingTransport: RingTransport {
     public private(set) var drops = DropCounts()
     /// Every rank reaches every other directly in memory.
     public var directEndpoint: String? { "memory" }
+    /// Exchanges copy through the mailboxes, but the group runs the same exchange algorithm
+    /// as over direct links, so tests cover it.
+    public var exchangesDirectly: Bool { true }
     private let ring: MemoryRing
     private let abandoned = Atomic<Bool>(false)
     private var closed = false

@@ -100,8 +100,9 @@ extension RingGroup {
     /// Sends `buffer` of rank `sender` to its ring successor, which receives it into its own
     /// `buffer` (same size); then an empty acknowledgement travels on round the ring back to
     /// `sender`, so every rank returns after the data arrived. Measures the transport's
-    /// point-to-point throughput with the same segments, zero-copy sends and copies out as the
-    /// collectives (`proclip bench collectives`).
+    /// point-to-point throughput with the same segments and the same path as the all-reduce
+    /// (`proclip bench collectives`): exchanges over the direct links when the group runs its
+    /// bulk all-reduce there, else zero-copy sends and copies out of ZeroMQ's messages.
     public func pointToPoint(_ buffer: UnsafeMutableBufferPointer<Float>, from sender: Int) throws {
         try require((0..<worldSize).contains(sender), "sender \(sender) outside 0..<\(worldSize)")
         try perform(.ringPointToPoint) { link in
@@ -113,7 +114,7 @@ extension RingGroup {
             if rank == sender {
                 while i < count {
                     let n = min(seg, count - i)
-                    try link.send(x + i, n)
+                    if bulkExchanges { try link.exchange(x + i, n, nil, 0) } else { try link.send(x + i, n) }
                     i += n
                 }
                 try link.receive(0, forward: false) { _ in }  // the acknowledgement
@@ -121,7 +122,11 @@ extension RingGroup {
             } else if rank == receiver {
                 while i < count {
                     let n = min(seg, count - i), dst = x + i
-                    try link.receive(n, forward: false) { memcpy(dst, $0, n &* 4) }
+                    if bulkExchanges {
+                        try link.exchange(nil, 0, dst, n)
+                    } else {
+                        try link.receive(n, forward: false) { memcpy(dst, $0, n &* 4) }
+                    }
                     i += n
                 }
                 try link.send(nil, 0)

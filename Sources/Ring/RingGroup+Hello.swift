@@ -21,7 +21,7 @@ extension RingGroup {
         // What every rank must agree on: rank order, world, and what picks messages and algorithms.
         func config(_ r: Int) -> [UInt32] {
             [UInt32(r), UInt32(w), UInt32(options.streams), UInt32(options.segmentBytes),
-             UInt32(options.smallAllReduceBytes), useDirect ? 1 : 0]
+             UInt32(options.smallAllReduceBytes), useDirect ? (options.directBulk ? 2 : 1) : 0]
         }
         // Records of every rank: 6 little-endian UInt32s, then the endpoint.
         var records = [UInt8](repeating: 0, count: w * RingGroup.helloBytes)
@@ -55,7 +55,7 @@ extension RingGroup {
                 let got = (0..<6).map { UInt32(littleEndian: (base + from * RingGroup.helloBytes).loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)) }
                 guard got == config(from) else {
                     throw RingError.protocolViolation(
-                        "hello from rank \(from): (rank, world, streams, segment bytes, small all-reduce bytes, direct) = \(got), expected \(config(from))")
+                        "hello from rank \(from): (rank, world, streams, segment bytes, small all-reduce bytes, direct links: 0 none, 1 small operations, 2 also bulk) = \(got), expected \(config(from))")
                 }
             }
         }
@@ -84,6 +84,7 @@ extension RingGroup {
         try transport.connectDirect(endpoints, generation: generation, deadline: deadline)
         try directBarrier(FrameHeader(type: .ringDirectBarrier, generation: generation, step: .max, collective: 0, chunk: 0), deadline: { deadline })
         direct = true
+        bulkExchanges = options.directBulk && transport.exchangesDirectly
         transport.peersReady()  // the barrier heard from every rank
     }
 

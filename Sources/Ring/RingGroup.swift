@@ -47,6 +47,10 @@ public final class RingGroup {
     private(set) var failure: String?
     /// Whether every rank is connected to every other (see `RingOptions.directMaxWorld`).
     var direct = false
+    /// Whether large all-reduces run as exchanges over the direct links (`RingOptions.directBulk`).
+    var bulkExchanges = false
+    /// One segment, for the partial sums an exchange all-reduce receives before adding them.
+    let staging: UnsafeMutableBufferPointer<Float>
 
     /// Size in bytes of a hello payload: six numbers the ranks must agree on, then a direct
     /// endpoint, NUL-padded.
@@ -83,6 +87,8 @@ public final class RingGroup {
         let slot = worldSize > 1 ? options.smallAllReduceSlotBytes(worldSize: worldSize) / 4 : 0
         scratch = .allocate(capacity: max(1, slot * worldSize))
         scratch.initialize(repeating: 0)
+        staging = .allocate(capacity: worldSize > 1 && options.directBulk ? options.segmentBytes / 4 : 1)
+        staging.initialize(repeating: 0)
         do { try hello() } catch {
             if case RingError.protocolViolation = error, let z = transport as? ZmqRingTransport {
                 z.close(lingerMilliseconds: 200)  // our hello still reaches the peer, which then says why too
@@ -96,6 +102,7 @@ public final class RingGroup {
     deinit {
         transport.close()  // first: no send may still read the scratch
         scratch.deallocate()
+        staging.deallocate()
     }
 
     /// Whether ring payloads reach the successor through its shared-memory slots (ipc links).

@@ -1,6 +1,6 @@
 /// Tunables of a group. Every rank of a group must use the same `segmentBytes`, `streams`,
-/// `smallAllReduceBytes` and `directMaxWorld` (checked when the group connects); the rest may
-/// differ.
+/// `smallAllReduceBytes`, `directMaxWorld` and `directBulk` (checked when the group connects);
+/// the rest may differ.
 public struct RingOptions: Sendable, Equatable {
     /// Longest wait for any one message, in seconds. A dead or stuck peer is reported this long
     /// after the last message it sent.
@@ -24,6 +24,12 @@ public struct RingOptions: Sendable, Equatable {
     /// mechanism such as CURVE, once configured on the ring, covers every message). Connections
     /// grow as W², hence the limit.
     public var directMaxWorld: Int = 16
+    /// Whether large all-reduces also run over the direct links (when the group has them):
+    /// each rank reads its predecessor's segments straight into the buffer and writes its own
+    /// from it, on its own thread, instead of through ZeroMQ's I/O thread and receive buffers.
+    /// false: they go round the ZeroMQ ring (between ranks joined over `ipc://`, through shared
+    /// memory, which copies once where a socket copies twice).
+    public var directBulk: Bool = true
     /// TCP connections (and ZeroMQ I/O threads) per ring neighbour; segments go round-robin.
     public var streams: Int = 1
     /// Kernel socket buffer size in bytes for each connection (−1: the OS default).

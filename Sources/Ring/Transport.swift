@@ -1,4 +1,7 @@
 import Wire
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where a received message goes next, unchanged in size, without a copy.
 public struct Forward: Sendable {
@@ -52,6 +55,19 @@ public protocol RingTransport: AnyObject {
     /// transport may now use resources its successor created, such as shared memory.
     func peersReady()
 
+    /// Whether `exchange` moves payloads between the caller's memory and the ring neighbours'
+    /// without intermediate buffers; the group then runs large all-reduces as a sequence of
+    /// exchanges (only if every rank's options ask for it, see `RingOptions.directBulk`).
+    var exchangesDirectly: Bool { get }
+
+    /// Sends `outgoing` to the successor under `sendTag` while receiving the predecessor's
+    /// message tagged `receiveTag`, of exactly `incoming.count` bytes, into `incoming`; a nil
+    /// tag skips that side. On return `outgoing` is no longer referenced. After a failure
+    /// `incoming` holds no useful data.
+    func exchange(
+        _ outgoing: UnsafeRawBufferPointer, tag sendTag: FrameHeader?,
+        _ incoming: UnsafeMutableRawBufferPointer, tag receiveTag: FrameHeader?, deadline: Deadline) throws
+
     /// Waits until the transport no longer reads any memory passed to `send`.
     func awaitSendsReleased(deadline: Deadline) throws
 
@@ -65,6 +81,23 @@ public protocol RingTransport: AnyObject {
 
 extension RingTransport {
     public func peersReady() {}
+
+    public var exchangesDirectly: Bool { false }
+
+    /// `exchange` from `send` and `receive`: correct over any transport, through its buffers.
+    public func exchange(
+        _ outgoing: UnsafeRawBufferPointer, tag sendTag: FrameHeader?,
+        _ incoming: UnsafeMutableRawBufferPointer, tag receiveTag: FrameHeader?, deadline: Deadline
+    ) throws {
+        let w = worldSize
+        if let sendTag { try send(outgoing, to: (rank + 1) % w, tag: sendTag, deadline: deadline) }
+        if let receiveTag {
+            try receive(from: (rank + w - 1) % w, tag: receiveTag, byteCount: incoming.count, deadline: deadline, forward: nil) {
+                if $0.count > 0 { memcpy(incoming.baseAddress!, $0.baseAddress!, $0.count) }
+            }
+        }
+        try awaitSendsReleased(deadline: deadline)
+    }
 }
 
 /// How a received header relates to the one expected.

@@ -104,6 +104,22 @@ public final class ZmqRingTransport: RingTransport {
             validator: &validator, check: { try checkUsable() })
     }
 
+    /// Once the direct links are connected, bulk exchanges run over them.
+    public var exchangesDirectly: Bool { listener.direct.isConnected }
+
+    public func exchange(
+        _ outgoing: UnsafeRawBufferPointer, tag sendTag: FrameHeader?,
+        _ incoming: UnsafeMutableRawBufferPointer, tag receiveTag: FrameHeader?, deadline: Deadline
+    ) throws {
+        try checkUsable()
+        guard worldSize > 1, listener.direct.isConnected else {
+            throw RingError.invalidArgument("exchange needs the direct links, which this group has not connected")
+        }
+        try listener.direct.exchange(
+            send: sendTag, outgoing, to: successor, receive: receiveTag, into: incoming, from: predecessor,
+            deadline: deadline, spinNanoseconds: spinNanoseconds, validator: &validator, check: { try checkUsable() })
+    }
+
     public func send(_ bytes: UnsafeRawBufferPointer, to peer: Int, tag: FrameHeader, deadline: Deadline) throws {
         try checkUsable()
         if tag.type.isDirect {

@@ -37,6 +37,9 @@ struct BenchCollectives: ParsableCommand {
     @Option(help: "Largest world that also connects every rank to every other for latency-bound operations (0: ring only).")
     var directMaxWorld: Int = RingOptions().directMaxWorld
 
+    @Flag(inversion: .prefixedNo, help: "Run large all-reduces over the direct links (else round the ZeroMQ ring).")
+    var directBulk = RingOptions().directBulk
+
     @Option(help: "Shared-memory payload slots per link over ipc (0: payloads inside ZeroMQ messages).")
     var sharedMemorySlots: Int = RingOptions().sharedMemorySlots
 
@@ -93,6 +96,7 @@ struct BenchCollectives: ParsableCommand {
         options.spinMicroseconds = spin
         options.smallAllReduceBytes = try parseBytes(smallBytes, flag: "--small-bytes")
         options.directMaxWorld = directMaxWorld
+        options.directBulk = directBulk
         options.sharedMemorySlots = sharedMemorySlots
         options.connectTimeout = max(timeout, 30)
         do { try options.validate() } catch { throw ValidationError("\(error)") }
@@ -147,6 +151,7 @@ struct BenchCollectivesConfig {
         if let reps { args += ["--reps", "\(reps)"] }
         if options.kernelBufferBytes > 0 { args += ["--kernel-buffer", "\(options.kernelBufferBytes)"] }
         if check { args.append("--check") }
+        args.append(options.directBulk ? "--direct-bulk" : "--no-direct-bulk")
         args += ["--bind", bindCores ? "core" : "none"]
         return args
     }

@@ -92,15 +92,19 @@ extension AllocationTests {
             let g = try RingGroup(listener: box.values[who]!, rank: who, worldSize: w, successor: endpoints[(who + 1) % w], generation: 1)
             defer { g.close() }
             let x = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1024)
-            defer { x.deallocate() }
+            // 1024 floats take the latency-bound path; 100,000 the bulk exchanges (25 segments per block).
+            let large = UnsafeMutableBufferPointer<Float>.allocate(capacity: 100_000)
+            defer { x.deallocate(); large.deallocate() }
             x.initialize(repeating: 1)
-            for _ in 0..<3 { try g.allReduce(x); try g.barrier() }
+            large.initialize(repeating: 1)
+            for _ in 0..<3 { try g.allReduce(x); try g.barrier(); try g.allReduce(large) }
             mark()
-            for _ in 0..<50 { try g.allReduce(x); try g.barrier() }
+            for _ in 0..<50 { try g.allReduce(x); try g.barrier(); try g.allReduce(large) }
             mark()
             XCTAssertEqual(x[0], Float(pow(Double(w), 53)), "53 all-reduces of ones: 4^53, exact")
+            XCTAssertEqual(large[99_999], Float(pow(Double(w), 53)))
         }
-        XCTAssertEqual(allocations, 0, "heap allocations during 50 small all-reduces and barriers on 4 ranks")
+        XCTAssertEqual(allocations, 0, "heap allocations during 50 small and 50 bulk all-reduces and barriers on 4 ranks")
     }
 
     /// Heap allocations anywhere in the process during 5 steady-state all-reduces of 4 ranks

@@ -10,10 +10,14 @@ final class CollectiveTests: XCTestCase {
     /// Counts of the Gloo-style matrix: 0, 1, W−1, W+1 and a prime.
     func counts(_ w: Int) -> [Int] { Array(Set([0, 1, w - 1, w + 1, 7919])).sorted() }
 
-    /// The three all-reduce algorithms: direct exchange and ring gather (latency-bound, small
-    /// buffers) and the two-phase ring (everything, when small buffers are turned off).
-    let algorithms: [(name: String, small: Int, directMaxWorld: Int)] = [
-        ("direct", 64 << 10, 16), ("ring gather", 64 << 10, 0), ("two-phase ring", 0, 16),
+    typealias Algorithm = (name: String, small: Int, directMaxWorld: Int, directBulk: Bool)
+
+    /// The all-reduce algorithms: direct exchange and ring gather (latency-bound, small
+    /// buffers) and the two-phase ring (everything, when small buffers are turned off), as
+    /// exchanges (direct links) or as forwarded messages.
+    let algorithms: [Algorithm] = [
+        ("direct", 64 << 10, 16, true), ("ring gather", 64 << 10, 0, true),
+        ("two-phase exchanges", 0, 16, true), ("two-phase ring", 0, 16, false),
     ]
 
     func testAllReduceEqualsPlainSumForEveryWorldSizeAndCount() {
@@ -22,13 +26,14 @@ final class CollectiveTests: XCTestCase {
         }
     }
 
-    func checkAllReduce(_ w: Int, _ algorithm: (name: String, small: Int, directMaxWorld: Int)) {
+    func checkAllReduce(_ w: Int, _ algorithm: Algorithm) {
             for n in counts(w) {
                 let out = Shared([[Float]](repeating: [], count: w))
                 // Odd segment sizes too, so segments do not line up with blocks.
                 var options = RingOptions.with(segmentBytes: n % 2 == 0 ? 64 : 1020)
                 options.smallAllReduceBytes = algorithm.small
                 options.directMaxWorld = algorithm.directMaxWorld
+                options.directBulk = algorithm.directBulk
                 let errors = runRing(w, options: options) { r, g in
                     for _ in 0..<2 {  // set up once, run many
                         var x = rankInput(r, n)

@@ -202,4 +202,143 @@ final class DirectLinksTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 5)
         silent.close()
     }
+
+    /// Two linked ranks over tcp, connected under `generation`, with kernel buffers of
+    /// `kernelBuffer` bytes (−1: the OS's).
+    func linkedPair(generation: UInt64, kernelBuffer: Int = -1, maxPayload: Int = 4096) throws -> [DirectLinks] {
+        let links = [try DirectLinks(bind: "tcp://127.0.0.1:*", kernelBufferBytes: kernelBuffer),
+                     try DirectLinks(bind: "tcp://127.0.0.1:*", kernelBufferBytes: kernelBuffer)]
+        let endpoints = links.map(\.endpoint)
+        nonisolated(unsafe) let shared = links
+        let errors = runThreads(2) { r in
+            var validator = FrameValidator(accepting: [])
+            try shared[r].connect(rank: r, endpoints: endpoints, generation: generation, maxPayload: maxPayload,
+                                  deadline: .after(seconds: 10), validator: &validator, check: {})
+        }
+        XCTAssertEqual(errors.compactMap { $0 }, [])
+        return links
+    }
+
+    /// Both ranks exchange 1 MB frames each way through 32 KiB kernel buffers, twice: each
+    /// reads while it writes, so neither blocks, and every byte lands in the caller's buffer.
+    /// Before the second exchange a small frame arrives first, and is read together with the
+    /// start of the bulk frame behind it: the exchange picks those bytes up from the small
+    /// receive's buffer.
+    func testExchangesRunBothWaysAndPickUpBytesReadAhead() throws {
+        let links = try linkedPair(generation: 4, kernelBuffer: 32 << 10)
+        nonisolated(unsafe) let shared = links
+        let bytes = 1_000_000
+        let received = Shared<[UInt8]>([[], []])
+        let errors = runThreads(2) { r in
+            let me = shared[r], peer = 1 - r
+            var validator = FrameValidator(accepting: [(.ringAllReduce, bytes), (.ringDirectReduce, 4096)])
+            let payload = (0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ r) }
+            var into = [UInt8](repeating: 0, count: bytes)
+            func tag(_ rank: Int, _ chunk: UInt32) -> FrameHeader {
+                FrameHeader(type: .ringAllReduce, generation: 4, step: 2, collective: UInt32(rank), chunk: chunk)
+            }
+            try payload.withUnsafeBytes { out in
+                try into.withUnsafeMutableBytes { dst in
+                    try me.exchange(send: tag(r, 0), out, to: peer, receive: tag(peer, 0), into: dst, from: peer,
+                                    deadline: .after(seconds: 20), spinNanoseconds: 0, validator: &validator, check: {})
+                }
+                XCTAssertEqual(into, (0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ peer) }, "rank \(r), first exchange")
+                into = [UInt8](repeating: 0, count: bytes)
+                // Rank 0 sends a small frame and the start of the next bulk one before rank 1 reads.
+                let small = FrameHeader(type: .ringDirectReduce, generation: 4, step: 2, collective: 9, chunk: 0)
+                if r == 0 {
+                    try me.send(small, UnsafeRawBufferPointer(rebasing: out[0..<100]), to: 1, deadline: .after(seconds: 10), check: {})
+                } else {
+                    usleep(100_000)
+                    let (h, p) = try me.receive(from: 0, deadline: .after(seconds: 10), spinNanoseconds: 0,
+                                                validator: &validator, check: {}, waitingFor: "the small frame")
+                    XCTAssertEqual(h, small)
+                    XCTAssertEqual(Array(p), (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+                    me.consumed(0)
+                }
+                try into.withUnsafeMutableBytes { dst in
+                    try me.exchange(send: tag(r, 1), out, to: peer, receive: tag(peer, 1), into: dst, from: peer,
+                                    deadline: .after(seconds: 20), spinNanoseconds: 50_000, validator: &validator, check: {})
+                }
+            }
+            received.values[r] = into
+        }
+        XCTAssertEqual(errors.compactMap { $0 }, [])
+        for r in 0..<2 {
+            XCTAssertEqual(received.values[r], (0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ (1 - r)) }, "rank \(r), second exchange")
+        }
+        links.forEach { $0.close() }
+    }
+
+    /// A bulk frame other than the one expected — another chunk, another size, a newer
+    /// generation, a malformed header — cannot be skipped on a stream: the exchange fails and
+    /// the connection is closed.
+    func testAnUnexpectedBulkFrameFailsTheExchange() throws {
+        let cases: [(header: FrameHeader?, length: Int, expect: String)] = [
+            (FrameHeader(type: .ringAllReduce, generation: 5, step: 0, collective: 0, chunk: 3), 64, "protocol"),
+            (FrameHeader(type: .ringAllReduce, generation: 5, step: 0, collective: 0, chunk: 0), 60, "protocol"),
+            (FrameHeader(type: .ringAllReduce, generation: 6, step: 0, collective: 0, chunk: 0), 64, "generation"),
+            (nil, 64, "malformed"),
+        ]
+        for (header, length, expect) in cases {
+            let links = try linkedPair(generation: 5)
+            var validator = FrameValidator(accepting: [(.ringAllReduce, 1024)])
+            let payload = [UInt8](repeating: 7, count: length)
+            // nil: a frame of a type the receiver does not accept, which fails header validation.
+            let sent = header ?? FrameHeader(type: .ringAllReduce, generation: 5, step: 0, collective: 0, chunk: 0)
+            try payload.withUnsafeBytes { out in
+                try links[1].exchange(send: sent, out, to: 0, receive: nil, into: UnsafeMutableRawBufferPointer(start: nil, count: 0), from: 0,
+                                      deadline: .after(seconds: 5), spinNanoseconds: 0, validator: &validator, check: {})
+            }
+            var into = [UInt8](repeating: 0, count: 64)
+            let expected = FrameHeader(type: .ringAllReduce, generation: 5, step: 0, collective: 0, chunk: 0)
+            var receiver = FrameValidator(accepting: header == nil ? [] : [(.ringAllReduce, 1024)])
+            XCTAssertThrowsError(try into.withUnsafeMutableBytes { dst in
+                try links[0].exchange(send: nil, UnsafeRawBufferPointer(start: nil, count: 0), to: 1, receive: expected, into: dst, from: 1,
+                                      deadline: .after(seconds: 5), spinNanoseconds: 0, validator: &receiver, check: {})
+            }) { error in
+                switch (expect, error) {
+                case ("protocol", RingError.protocolViolation(let what)): XCTAssertTrue(what.contains("expected"), what)
+                case ("generation", RingError.generationChanged(let ours, let seen)): XCTAssertEqual([ours, seen], [5, 6])
+                case ("malformed", RingError.protocolViolation(let what)):
+                    XCTAssertTrue(what.contains("malformed"), what)
+                    XCTAssertEqual(receiver.drops[.unknownType], 1)
+                default: XCTFail("\(expect): \(error)")
+                }
+            }
+            // The connection is gone: the next exchange is refused at once.
+            XCTAssertThrowsError(try into.withUnsafeMutableBytes { dst in
+                try links[0].exchange(send: nil, UnsafeRawBufferPointer(start: nil, count: 0), to: 1, receive: expected, into: dst, from: 1,
+                                      deadline: .after(seconds: 5), spinNanoseconds: 0, validator: &receiver, check: {})
+            }) { error in
+                guard case RingError.invalidArgument = error else { return XCTFail("\(error)") }
+            }
+            links.forEach { $0.close() }
+        }
+    }
+
+    /// A neighbour that dies mid-exchange: what is sent to it is dropped, and the wait for its
+    /// frame ends at the deadline with a timeout that names the closed connection.
+    func testAnExchangeWithAClosedPeerTimesOut() throws {
+        let links = try linkedPair(generation: 2)
+        var validator = FrameValidator(accepting: [(.ringAllReduce, 1 << 20)])
+        let tag = FrameHeader(type: .ringAllReduce, generation: 2, step: 0, collective: 0, chunk: 0)
+        links[1].close()  // rank 1's process is gone
+        let payload = [UInt8](repeating: 3, count: 1 << 20)
+        var into = [UInt8](repeating: 0, count: 1 << 20)
+        let started = Date()
+        XCTAssertThrowsError(try payload.withUnsafeBytes { out in
+            try into.withUnsafeMutableBytes { dst in
+                try links[0].exchange(send: tag, out, to: 1, receive: tag, into: dst, from: 1,
+                                      deadline: .after(seconds: 0.5), spinNanoseconds: 50_000, validator: &validator, check: {})
+            }
+        }) { error in
+            guard case RingError.timedOut(let what, _) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(what.contains("rank 1 closed its direct connection"), what)
+        }
+        let waited = Date().timeIntervalSince(started)
+        XCTAssertGreaterThan(waited, 0.4)
+        XCTAssertLessThan(waited, 3)
+        links[0].close()
+    }
 }

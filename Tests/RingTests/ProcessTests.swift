@@ -45,6 +45,10 @@ final class ProcessTests: XCTestCase {
         try checkAll(["--world", "4", "--transport", "ipc", "--streams", "2", "--sizes", "4,20,1028,262148", "--segment-bytes", "4K"], expectedLines: 16)
     }
 
+    func testBulkAllReduceRoundTheZeroMQRingOverTcp() throws {
+        try checkAll(["--world", "4", "--transport", "tcp", "--no-direct-bulk", "--sizes", "12,400012,4M", "--segment-bytes", "64K"], expectedLines: 12)
+    }
+
     func testRingOnlyGroupOverTcp() throws {
         // No direct connections: small all-reduces gather round the ring, barriers pass tokens.
         try checkAll(["--world", "3", "--transport", "tcp", "--direct-max-world", "0", "--sizes", "4,4K,100K"], expectedLines: 12)
@@ -68,20 +72,22 @@ final class ProcessTests: XCTestCase {
     /// timeout within the configured time (plus scheduling slack) and exits; nothing hangs.
     func testKilledPeerMakesTheOthersTimeOut() throws { try killPeer(transport: "tcp") }
 
-    /// The same over ipc, where payloads sit in shared memory the dead rank mapped.
-    func testKilledPeerOverSharedMemoryMakesTheOthersTimeOut() throws { try killPeer(transport: "ipc") }
+    /// The same over ipc, with the all-reduce round the ZeroMQ ring, where payloads sit in
+    /// shared memory the dead rank mapped.
+    func testKilledPeerOverSharedMemoryMakesTheOthersTimeOut() throws { try killPeer(transport: "ipc", ["--no-direct-bulk"]) }
 
     /// Over ipc with two slots per link and small segments, most payloads of a large block's
     /// first step find the slots taken and travel in messages: every collective stays exact.
     func testAllCollectivesOverIpcWhenSharedSlotsRunOut() throws {
-        try checkAll(["--world", "3", "--transport", "ipc", "--shared-memory-slots", "2", "--sizes", "0,12,400012,4M", "--segment-bytes", "16K"],
+        try checkAll(["--world", "3", "--transport", "ipc", "--shared-memory-slots", "2", "--no-direct-bulk",
+                      "--sizes", "0,12,400012,4M", "--segment-bytes", "16K"],
                      expectedLines: 16)
     }
 
-    func killPeer(transport: String) throws {
+    func killPeer(transport: String, _ extra: [String] = []) throws {
         let world = 4, timeout = 4.0  // generous: a loaded machine must not trip it before the kill
         let args = ["bench", "collectives", "--world", "\(world)", "--sizes", "4M", "--reps", "100000", "--warmup", "0",
-                    "--timeout", "\(timeout)", "--transport", transport, "--session", "kill\(getpid())"]
+                    "--timeout", "\(timeout)", "--transport", transport, "--session", "kill\(getpid())"] + extra
         let ranks = try (0..<world).map { try ChildProcess(executable: proclip, arguments: args + ["--child-rank", "\($0)"]) }
         var endpoints: [String] = []
         for child in ranks {
