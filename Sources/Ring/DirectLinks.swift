@@ -49,7 +49,7 @@ final class DirectLinks {
     private let prefix = UnsafeMutableRawPointer.allocate(byteCount: DirectLinks.prefixBytes, alignment: 8)
     /// Length prefix and header of the frame `exchange` is receiving.
     private let prefixIn = UnsafeMutableRawPointer.allocate(byteCount: DirectLinks.prefixBytes, alignment: 8)
-    private let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 2)
+    private let iov = UnsafeMutablePointer<iovec>.allocate(capacity: 3)
     /// pollfd scratch for waits that watch every incoming connection.
     private var pollSet = UnsafeMutablePointer<pollfd>.allocate(capacity: 1)
     private var isClosed = false
@@ -223,20 +223,23 @@ final class DirectLinks {
     /// Sends one frame (`header`, `payload`) to `next` while receiving the next frame from
     /// `prev` straight into `destination`, both on the calling thread: bulk ring traffic, with no
     /// buffer between the kernel and the caller's memory. Returns when the kernel holds all of
-    /// the sent frame and `destination` is full. A nil `header` sends nothing, a nil `expected`
-    /// receives nothing.
+    /// the sent frame and the received one is complete. A nil `header` sends nothing, a nil
+    /// `expected` receives nothing.
     ///
-    /// The received frame must be `expected` with exactly `destination.count` bytes; a stream
-    /// cannot skip anything else, so it is a protocol violation and the connection is closed.
-    /// Its header is checked when it is complete, by which time the first bytes of its payload
-    /// may be in `destination` already: after a failure, `destination` holds no useful data.
-    /// A closed connection behaves as in `send` and `receive`: frames to it are dropped, a wait
-    /// for it ends at `deadline`.
+    /// The received frame must be `expected` with exactly `destination.count` bytes — or, when
+    /// `head` is given (shared-memory links), `expected` as a shared payload whose `head.count`
+    /// bytes (the descriptor) land in `head`: then the result is true. A stream cannot skip
+    /// anything else, so it is a protocol violation and the connection is closed. The header is
+    /// checked once complete, by which time the first payload bytes may be in place already:
+    /// after a failure, `destination` holds no useful data. A closed connection behaves as in
+    /// `send` and `receive`: frames to it are dropped, a wait for it ends at `deadline`.
+    @discardableResult
     func exchange(
         send header: FrameHeader?, _ payload: UnsafeRawBufferPointer, to next: Int,
         receive expected: FrameHeader?, into destination: UnsafeMutableRawBufferPointer, from prev: Int,
+        head: UnsafeMutableRawBufferPointer? = nil,
         deadline: Deadline, spinNanoseconds: UInt64, validator: inout FrameValidator, check: () throws -> Void
-    ) throws {
+    ) throws -> Bool {
         var sent = 0, toSend = 0
         if let header {
             guard outgoing.indices.contains(next), outgoing[next] >= 0 else {
@@ -248,20 +251,18 @@ final class DirectLinks {
                 toSend = DirectLinks.prefixBytes + payload.count
             }
         }
-        var received = 0, toReceive = 0, checked = false
-        if let expected {
+        let head = head.flatMap { $0.count > 0 && $0.count <= destination.count ? $0 : nil }
+        // Bytes of the frame received so far, and how far to read: up to the end of `head` until
+        // the header has told the frame's length, then to its end.
+        var received = 0, limit = 0, checked = false, shared = false
+        if expected != nil {
             guard incoming.indices.contains(prev), incoming[prev] >= 0 else {
                 throw RingError.invalidArgument("no direct connection from rank \(prev)")
             }
-            toReceive = DirectLinks.prefixBytes + destination.count
-            received = takeBuffered(from: prev, into: destination, upTo: toReceive)
-            if received >= DirectLinks.prefixBytes {
-                try checkPrefix(expected, destination.count, from: prev, validator: &validator)
-                checked = true
-            }
+            limit = DirectLinks.prefixBytes + (head?.count ?? destination.count)
         }
         var spin = SpinWindow(nanoseconds: spinNanoseconds)
-        while sent < toSend || received < toReceive {
+        while sent < toSend || received < limit {
             var moved = false
             if sent < toSend {
                 if let n = try write(to: next, payload, from: sent) {
@@ -271,14 +272,15 @@ final class DirectLinks {
                     toSend = 0  // closed: dropped
                 }
             }
-            if received < toReceive && !closedIn[prev] {
-                let n = try readFrame(from: prev, into: destination, at: received)
+            if received < limit && !closedIn[prev] {
+                let n = try readFrame(from: prev, at: received, upTo: limit, head: head, destination: destination)
                 if n > 0 {
                     received += n
                     moved = true
                     if !checked && received >= DirectLinks.prefixBytes {
-                        try checkPrefix(expected!, destination.count, from: prev, validator: &validator)
+                        shared = try checkPrefix(expected!, destination.count, sharedBytes: head?.count, from: prev, validator: &validator)
                         checked = true
+                        limit = DirectLinks.prefixBytes + (shared ? head!.count : destination.count)
                     }
                 } else if n < 0 {
                     closedIn[prev] = true
@@ -288,52 +290,53 @@ final class DirectLinks {
                 spin = SpinWindow(nanoseconds: spinNanoseconds)
                 continue
             }
-            if spin.isOpen() && !(received < toReceive && closedIn[prev]) {
+            if spin.isOpen() && !(received < limit && closedIn[prev]) {
                 sched_yield()
                 continue
             }
             try check()
             let ms = deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds)
             if ms == 0 {
-                if received < toReceive {
+                if received < limit {
                     throw RingError.timedOut(
                         waitingFor: "\(expected!) from rank \(prev)" + (closedIn[prev] ? " (rank \(prev) closed its direct connection)" : ""), seconds: 0)
                 }
                 throw RingError.timedOut(waitingFor: "room to send to rank \(next)", seconds: 0)
             }
             pollSet[0] = pollfd(fd: sent < toSend ? outgoing[next] : -1, events: Int16(POLLOUT), revents: 0)
-            pollSet[1] = pollfd(fd: received < toReceive && !closedIn[prev] ? incoming[prev] : -1, events: Int16(POLLIN), revents: 0)
+            pollSet[1] = pollfd(fd: received < limit && !closedIn[prev] ? incoming[prev] : -1, events: Int16(POLLIN), revents: 0)
             _ = poll(pollSet, 2, Int32(ms))  // both −1 (a closed peer): sleeps
         }
+        if let head, expected != nil, !shared { memcpy(destination.baseAddress!, head.baseAddress!, head.count) }
+        return shared
     }
 
-    /// Moves bytes `receive` read ahead from `peer` (at most `limit`) to the frame being
-    /// received: the prefix into `prefixIn`, the rest into `destination`. Returns the count.
-    private func takeBuffered(from peer: Int, into destination: UnsafeMutableRawBufferPointer, upTo limit: Int) -> Int {
-        guard let base = inbox[peer] else { return 0 }
-        let n = min(fill[peer] - start[peer], limit)
-        if n == 0 { return 0 }
-        let head = min(n, DirectLinks.prefixBytes)
-        memcpy(prefixIn, base + start[peer], head)
-        if n > head { memcpy(destination.baseAddress!, base + start[peer] + head, n - head) }
-        start[peer] += n
-        if start[peer] == fill[peer] { start[peer] = 0; fill[peer] = 0 }
-        return n
-    }
-
-    /// Reads the frame from `peer` on, its first `at` bytes already received: the prefix into
-    /// `prefixIn`, the payload into `destination`, in one call. The bytes read (0: none there
-    /// yet), or −1 at the end of the stream.
+    /// Receives bytes `at..<limit` of the frame from `peer`: the prefix into `prefixIn`, the
+    /// payload into `destination` (its first `head.count` bytes into `head`, when given) —
+    /// first from what `receive` read ahead, else from the connection, in one call. The bytes
+    /// received (0: none there yet), or −1 at the end of the stream.
     @inline(__always)
-    private func readFrame(from peer: Int, into destination: UnsafeMutableRawBufferPointer, at: Int) throws -> Int {
-        var count = 1
-        if at < DirectLinks.prefixBytes {
-            iov[0] = iovec(iov_base: prefixIn + at, iov_len: DirectLinks.prefixBytes - at)
-            iov[1] = iovec(iov_base: destination.baseAddress, iov_len: destination.count)
-            count = destination.count > 0 ? 2 : 1
-        } else {
-            let offset = at - DirectLinks.prefixBytes
-            iov[0] = iovec(iov_base: destination.baseAddress! + offset, iov_len: destination.count - offset)
+    private func readFrame(
+        from peer: Int, at: Int, upTo limit: Int, head: UnsafeMutableRawBufferPointer?, destination: UnsafeMutableRawBufferPointer
+    ) throws -> Int {
+        // The frame's byte ranges and where each goes, as iovecs from `at` to `limit`.
+        let p = DirectLinks.prefixBytes, h = head?.count ?? 0
+        var count = vector(0, prefixIn, 0..<p, at: at, limit: limit)
+        if let head { count = vector(count, head.baseAddress, p..<(p + h), at: at, limit: limit) }
+        count = vector(count, destination.baseAddress.map { $0 + h }, (p + h)..<(p + destination.count), at: at, limit: limit)
+        if count == 0 { return 0 }
+
+        if let buffered = inbox[peer], fill[peer] > start[peer] {
+            var n = 0, available = min(fill[peer] - start[peer], limit - at)
+            for i in 0..<count where available > 0 {
+                let k = min(iov[i].iov_len, available)
+                memcpy(iov[i].iov_base, buffered + start[peer] + n, k)
+                n += k
+                available -= k
+            }
+            start[peer] += n
+            if start[peer] == fill[peer] { start[peer] = 0; fill[peer] = 0 }
+            return n
         }
         while true {
             let n = readv(incoming[peer], iov, Int32(count))
@@ -347,9 +350,22 @@ final class DirectLinks {
         }
     }
 
-    /// Checks the received prefix in `prefixIn`: a valid header that is `expected`, with a
-    /// payload of `byteCount`. Anything else closes the connection and throws.
-    private func checkPrefix(_ expected: FrameHeader, _ byteCount: Int, from peer: Int, validator: inout FrameValidator) throws {
+    /// Adds iovec `i` for the frame bytes `range` (which go to `base`) within `at..<limit`,
+    /// if any; returns the number of iovecs.
+    @inline(__always)
+    private func vector(_ i: Int, _ base: UnsafeMutableRawPointer?, _ range: Range<Int>, at: Int, limit: Int) -> Int {
+        let lo = max(at, range.lowerBound), hi = min(limit, range.upperBound)
+        guard lo < hi, let base else { return i }
+        iov[i] = iovec(iov_base: base + (lo - range.lowerBound), iov_len: hi - lo)
+        return i + 1
+    }
+
+    /// Checks the received prefix in `prefixIn`: a valid header that is `expected` with a
+    /// payload of `byteCount` (false), or — when `sharedBytes` is given — `expected` as a shared
+    /// payload of `sharedBytes` (true). Anything else closes the connection and throws.
+    private func checkPrefix(
+        _ expected: FrameHeader, _ byteCount: Int, sharedBytes: Int?, from peer: Int, validator: inout FrameValidator
+    ) throws -> Bool {
         let length = Int(UInt32(littleEndian: prefixIn.loadUnaligned(as: UInt32.self)))
         let header: FrameHeader
         switch validator.validate(header: UnsafeRawBufferPointer(start: prefixIn + 4, count: FrameHeader.byteCount), payloadCount: length, extraFrames: 0) {
@@ -359,7 +375,10 @@ final class DirectLinks {
         case .success(let h):
             header = h
         }
-        if header == expected && length == byteCount { return }
+        if header == expected && length == byteCount { return false }
+        var shared = expected
+        shared.type = expected.type.sharedPayload
+        if let sharedBytes, header == shared && length == sharedBytes { return true }
         dropConnection(from: peer)
         if header.generation > expected.generation {
             throw RingError.generationChanged(ours: expected.generation, seen: header.generation)

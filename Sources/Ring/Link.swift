@@ -42,15 +42,19 @@ struct Link {
     }
 
     /// Sends `outCount` floats at `out` to the successor (nil: none) while receiving the next
-    /// message, `inCount` floats, from the predecessor into `into` (nil: none).
-    @inline(__always)
-    mutating func exchange(_ out: UnsafePointer<Float>?, _ outCount: Int, _ into: UnsafeMutablePointer<Float>?, _ inCount: Int) throws {
-        try transport.exchange(
+    /// message, `inCount` floats, from the predecessor (nil `into`: none). Returns where the
+    /// received floats are: `into`, or the transport's shared memory until its next call.
+    @inline(__always) @discardableResult
+    mutating func exchange(
+        _ out: UnsafePointer<Float>?, _ outCount: Int, _ into: UnsafeMutablePointer<Float>?, _ inCount: Int
+    ) throws -> UnsafePointer<Float>? {
+        let got = try transport.exchange(
             UnsafeRawBufferPointer(start: out, count: outCount &* 4), tag: out == nil ? nil : sendTag,
             UnsafeMutableRawBufferPointer(start: into, count: inCount &* 4), tag: into == nil ? nil : receiveTag,
             deadline: .after(seconds: timeout))
         if out != nil { sendTag.chunk &+= 1 }
         if into != nil { receiveTag.chunk &+= 1 }
+        return got?.assumingMemoryBound(to: Float.self)
     }
 
     /// Waits until the transport no longer reads memory passed to `send`.

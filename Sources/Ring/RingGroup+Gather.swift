@@ -123,12 +123,13 @@ extension RingGroup {
                 while i < count {
                     let n = min(seg, count - i), dst = x + i
                     if bulkExchanges {
-                        try link.exchange(nil, 0, dst, n)
+                        if let got = try link.exchange(nil, 0, dst, n), got != UnsafePointer(dst) { memcpy(dst, got, n &* 4) }
                     } else {
                         try link.receive(n, forward: false) { memcpy(dst, $0, n &* 4) }
                     }
                     i += n
                 }
+                try link.releaseSends()
                 try link.send(nil, 0)
             } else {
                 try link.receive(0, forward: true) { _ in }

@@ -90,7 +90,8 @@ extension RingGroup {
     /// the direct links): the same blocks, segments, messages and order of additions as above,
     /// so the same bits, but each rank reads its predecessor's segments straight into memory —
     /// partial sums into `staging`, then added into `buffer` in place; final blocks straight
-    /// into `buffer` — on its own thread. At step t (0…2W−3) rank r sends block (r−1−t) mod W
+    /// into `buffer` — on its own thread. Over shared memory (ipc) the payloads are read from
+    /// the slot they arrived in: partial sums added from there, final blocks copied once. At step t (0…2W−3) rank r sends block (r−1−t) mod W
     /// and receives block (r−2−t) mod W, which it sends on at step t+1; steps 0…W−2 reduce, the
     /// rest gather. Segment k of both blocks travel in one exchange, so sending and receiving
     /// overlap; adding a segment overlaps the neighbours' writes into the kernel's buffers.
@@ -106,11 +107,16 @@ extension RingGroup {
             while i < max(outCount, inCount) {
                 let m = min(seg, max(0, outCount - i)), k = min(seg, max(0, inCount - i))
                 let source = x + blocks.offset(out) + i, target = x + blocks.offset(into) + i
-                try link.exchange(m > 0 ? UnsafePointer(source) : nil, m, k > 0 ? (reducing ? partial : target) : nil, k)
-                if reducing && k > 0 { Kernels.add(partial, into: target, k) }
+                let got = try link.exchange(m > 0 ? UnsafePointer(source) : nil, m, k > 0 ? (reducing ? partial : target) : nil, k)
+                if let got, reducing {
+                    Kernels.add(got, into: target, k)
+                } else if let got, got != UnsafePointer(target) {
+                    memcpy(target, got, k &* 4)
+                }
                 i += seg
             }
         }
+        try link.releaseSends()  // gives back a shared-memory slot still held
     }
 
     /// The latency-bound all-reduce for a power-of-two W over direct connections: recursive

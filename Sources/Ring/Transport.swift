@@ -61,12 +61,14 @@ public protocol RingTransport: AnyObject {
     var exchangesDirectly: Bool { get }
 
     /// Sends `outgoing` to the successor under `sendTag` while receiving the predecessor's
-    /// message tagged `receiveTag`, of exactly `incoming.count` bytes, into `incoming`; a nil
-    /// tag skips that side. On return `outgoing` is no longer referenced. After a failure
-    /// `incoming` holds no useful data.
+    /// message tagged `receiveTag`, of exactly `incoming.count` bytes; a nil tag skips that
+    /// side. Returns where the received payload is: in `incoming`, or in memory of the
+    /// transport's own (shared memory), readable until the next call on the transport. On
+    /// return `outgoing` is no longer referenced. After a failure `incoming` holds no useful data.
+    @discardableResult
     func exchange(
         _ outgoing: UnsafeRawBufferPointer, tag sendTag: FrameHeader?,
-        _ incoming: UnsafeMutableRawBufferPointer, tag receiveTag: FrameHeader?, deadline: Deadline) throws
+        _ incoming: UnsafeMutableRawBufferPointer, tag receiveTag: FrameHeader?, deadline: Deadline) throws -> UnsafeRawPointer?
 
     /// Waits until the transport no longer reads any memory passed to `send`.
     func awaitSendsReleased(deadline: Deadline) throws
@@ -85,10 +87,11 @@ extension RingTransport {
     public var exchangesDirectly: Bool { false }
 
     /// `exchange` from `send` and `receive`: correct over any transport, through its buffers.
+    @discardableResult
     public func exchange(
         _ outgoing: UnsafeRawBufferPointer, tag sendTag: FrameHeader?,
         _ incoming: UnsafeMutableRawBufferPointer, tag receiveTag: FrameHeader?, deadline: Deadline
-    ) throws {
+    ) throws -> UnsafeRawPointer? {
         let w = worldSize
         if let sendTag { try send(outgoing, to: (rank + 1) % w, tag: sendTag, deadline: deadline) }
         if let receiveTag {
@@ -97,6 +100,7 @@ extension RingTransport {
             }
         }
         try awaitSendsReleased(deadline: deadline)
+        return UnsafeRawPointer(incoming.baseAddress)
     }
 }
 

@@ -33,6 +33,10 @@ public final class ZmqRingTransport: RingTransport {
     private let sharedName: String?
     private var sharedOut: SharedSlots?
     private let descriptor = UnsafeMutableRawPointer.allocate(byteCount: SharedSlots.descriptorBytes, alignment: 8)
+    /// The descriptor of a payload an exchange received in shared memory, and whether that
+    /// slot is still held (given back at the next exchange, or when sends are awaited).
+    private let descriptorIn = UnsafeMutableRawPointer.allocate(byteCount: SharedSlots.descriptorBytes, alignment: 8)
+    private var holdsSlot = false
     var validator: FrameValidator
     private let ledger = BorrowLedger()
     private let abandoned = Atomic<Bool>(false)
@@ -80,6 +84,7 @@ public final class ZmqRingTransport: RingTransport {
     deinit {
         close()
         descriptor.deallocate()
+        descriptorIn.deallocate()
     }
 
     /// Attaches to the successor's shared-memory slots (ipc links). Without them (another
@@ -107,17 +112,46 @@ public final class ZmqRingTransport: RingTransport {
     /// Once the direct links are connected, bulk exchanges run over them.
     public var exchangesDirectly: Bool { listener.direct.isConnected }
 
+    /// Over the direct links. Between ranks joined over `ipc://` the payload goes through the
+    /// successor's shared-memory slots (one copy in, and the receiver reads it in place) and
+    /// the link carries only its descriptor; the received payload then stays in this rank's
+    /// slot until the next call.
+    @discardableResult
     public func exchange(
         _ outgoing: UnsafeRawBufferPointer, tag sendTag: FrameHeader?,
         _ incoming: UnsafeMutableRawBufferPointer, tag receiveTag: FrameHeader?, deadline: Deadline
-    ) throws {
+    ) throws -> UnsafeRawPointer? {
         try checkUsable()
+        releaseHeldSlot()
         guard worldSize > 1, listener.direct.isConnected else {
             throw RingError.invalidArgument("exchange needs the direct links, which this group has not connected")
         }
-        try listener.direct.exchange(
-            send: sendTag, outgoing, to: successor, receive: receiveTag, into: incoming, from: predecessor,
+        var header = sendTag, payload = outgoing
+        if let tag = sendTag, outgoing.count >= SharedSlots.descriptorBytes, let out = sharedOut, out.put(outgoing, descriptor: descriptor) {
+            header!.type = tag.type.sharedPayload
+            payload = UnsafeRawBufferPointer(start: descriptor, count: SharedSlots.descriptorBytes)
+        }
+        let slots = receiveTag == nil ? nil : listener.sharedSlots
+        let shared = try listener.direct.exchange(
+            send: header, payload, to: successor, receive: receiveTag, into: incoming, from: predecessor,
+            head: slots == nil ? nil : UnsafeMutableRawBufferPointer(start: descriptorIn, count: SharedSlots.descriptorBytes),
             deadline: deadline, spinNanoseconds: spinNanoseconds, validator: &validator, check: { try checkUsable() })
+        guard shared, let slots else { return UnsafeRawPointer(incoming.baseAddress) }
+        let p = try slots.payload(UnsafeRawBufferPointer(start: descriptorIn, count: SharedSlots.descriptorBytes))
+        holdsSlot = true
+        guard p.count == incoming.count else {
+            throw RingError.protocolViolation("\(receiveTag!): \(p.count) bytes in shared memory from rank \(predecessor), expected \(incoming.count)")
+        }
+        return UnsafeRawPointer(p.baseAddress)
+    }
+
+    /// Gives back the slot the last exchange's payload was read from.
+    @inline(__always)
+    private func releaseHeldSlot() {
+        if holdsSlot {
+            holdsSlot = false
+            listener.sharedSlots?.release()
+        }
     }
 
     public func send(_ bytes: UnsafeRawBufferPointer, to peer: Int, tag: FrameHeader, deadline: Deadline) throws {
@@ -174,6 +208,7 @@ public final class ZmqRingTransport: RingTransport {
         _ consume: (UnsafeMutableRawBufferPointer) throws -> Void
     ) throws {
         try checkUsable()
+        releaseHeldSlot()
         if tag.type.isDirect {
             return try receiveDirect(from: peer, tag: tag, byteCount: byteCount, deadline: deadline, consume)
         }
@@ -269,6 +304,7 @@ public final class ZmqRingTransport: RingTransport {
     }
 
     public func awaitSendsReleased(deadline: Deadline) throws {
+        releaseHeldSlot()
         do { try ledger.awaitIdle(deadline: deadline) } catch {
             throw RingError.timedOut(waitingFor: "ZeroMQ to release \(ledger.outstandingCount) zero-copy sends", seconds: 0)
         }

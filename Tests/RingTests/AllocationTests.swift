@@ -82,15 +82,28 @@ extension AllocationTests {
     /// counted across the whole process, 50 rounds of a small all-reduce (recursive doubling)
     /// and a barrier on 4 ranks allocate nothing.
     func testDirectLinksDoNotAllocate() throws {
+        try countDirectLinkAllocations(bind: { _ in "tcp://127.0.0.1:*" })
+    }
+
+    /// Over ipc the bulk exchanges pass payloads through shared memory.
+    func testDirectLinksOverIpcDoNotAllocate() throws {
+        let base = "/tmp/proclip-alloc-direct-\(getpid())"
+        defer { for r in 0..<4 { RingListener.removeLeftovers(of: "ipc://\(base)-\(r)") } }
+        try countDirectLinkAllocations(bind: { "ipc://\(base)-\($0)" })
+    }
+
+    func countDirectLinkAllocations(bind: (Int) -> String, file: StaticString = #filePath, line: UInt = #line) throws {
         let w = 4
         var options = RingOptions.with(segmentBytes: 16 << 10, timeout: 20)
         options.heartbeatMilliseconds = 0  // no ZeroMQ traffic of its own during the count
-        let listeners = try (0..<w).map { _ in try RingListener(bind: "tcp://127.0.0.1:*", options: options) }
+        let listeners = try (0..<w).map { try RingListener(bind: bind($0), options: options) }
+        let ipc = bind(0).hasPrefix("ipc://")
         let endpoints = listeners.map(\.endpoint)
         let box = Shared(listeners.map { Optional($0) })
         let allocations = allocationsWhileCounting(ranks: w) { who, mark in
             let g = try RingGroup(listener: box.values[who]!, rank: who, worldSize: w, successor: endpoints[(who + 1) % w], generation: 1)
             defer { g.close() }
+            XCTAssertEqual(g.sharesMemory, ipc, file: file, line: line)
             let x = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1024)
             // 1024 floats take the latency-bound path; 100,000 the bulk exchanges (25 segments per block).
             let large = UnsafeMutableBufferPointer<Float>.allocate(capacity: 100_000)
@@ -104,7 +117,7 @@ extension AllocationTests {
             XCTAssertEqual(x[0], Float(pow(Double(w), 53)), "53 all-reduces of ones: 4^53, exact")
             XCTAssertEqual(large[99_999], Float(pow(Double(w), 53)))
         }
-        XCTAssertEqual(allocations, 0, "heap allocations during 50 small and 50 bulk all-reduces and barriers on 4 ranks")
+        XCTAssertEqual(allocations, 0, "heap allocations during 50 small and 50 bulk all-reduces and barriers on 4 ranks", file: file, line: line)
     }
 
     /// Heap allocations anywhere in the process during 5 steady-state all-reduces of 4 ranks

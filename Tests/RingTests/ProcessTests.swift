@@ -84,6 +84,13 @@ final class ProcessTests: XCTestCase {
                      expectedLines: 16)
     }
 
+    /// The same with the all-reduce as exchanges over the direct links: with one slot per link
+    /// the payloads alternate between shared memory and the Unix socket.
+    func testExchangesOverIpcWithOneSharedSlot() throws {
+        try checkAll(["--world", "3", "--transport", "ipc", "--shared-memory-slots", "1",
+                      "--sizes", "0,12,400012,4M", "--segment-bytes", "16K"], expectedLines: 16)
+    }
+
     func killPeer(transport: String, _ extra: [String] = []) throws {
         let world = 4, timeout = 4.0  // generous: a loaded machine must not trip it before the kill
         let args = ["bench", "collectives", "--world", "\(world)", "--sizes", "4M", "--reps", "100000", "--warmup", "0",
