@@ -13,8 +13,9 @@ import Glibc
 /// all-gather round the ring, or for small buffers a gather and an ordered local sum;
 /// reduce-scatter and all-gather with per-rank counts; a pipelined broadcast chain; a barrier.
 /// Rank order is ring order: number ranks so that neighbours share a host where they can.
-/// Groups of up to `options.directMaxWorld` ranks also connect every rank to every other, for
-/// the latency-bound operations (`DirectLinks`: plain stream sockets, no ZeroMQ I/O thread).
+/// Groups of up to `options.directMaxWorld` ranks also connect every rank to every other
+/// (`DirectLinks`: plain stream sockets, no ZeroMQ I/O thread) for the latency-bound
+/// operations and, with `options.directBulk`, the bulk all-reduce.
 ///
 /// Every rank must call the same collectives in the same order with the same sizes. Messages
 /// carry (generation, step, collective, chunk): traffic of an older generation is dropped and

@@ -19,16 +19,18 @@ public struct RingOptions: Sendable, Equatable {
     public var smallAllReduceBytes: Int = 256 << 10
     /// Groups of up to this many ranks also connect every rank to every other over plain stream
     /// sockets (`DirectLinks`), and run latency-bound operations (small all-reduces, barriers)
-    /// there: one or log2 W hops instead of W−1, each without ZeroMQ's I/O-thread hand-offs.
+    /// there: one or log2 W hops instead of W−1, each without ZeroMQ's I/O-thread hand-offs
+    /// (and large all-reduces too, see `directBulk`).
     /// 0: ring connections only, all traffic through ZeroMQ (so that a ZeroMQ security
     /// mechanism such as CURVE, once configured on the ring, covers every message). Connections
     /// grow as W², hence the limit.
     public var directMaxWorld: Int = 16
     /// Whether large all-reduces also run over the direct links (when the group has them):
     /// each rank reads its predecessor's segments straight into the buffer and writes its own
-    /// from it, on its own thread, instead of through ZeroMQ's I/O thread and receive buffers.
-    /// false: they go round the ZeroMQ ring (between ranks joined over `ipc://`, through shared
-    /// memory, which copies once where a socket copies twice).
+    /// from it, on its own thread, instead of through ZeroMQ's I/O thread and receive buffers
+    /// (between ranks joined over `ipc://`, payloads go through the shared-memory slots and the
+    /// link carries their descriptors). 4 ranks on 2 cores, tcp: 16 MiB in 22 against 34 ms,
+    /// 64 MiB in 115 against 145 ms. false: they go round the ZeroMQ ring.
     public var directBulk: Bool = true
     /// TCP connections (and ZeroMQ I/O threads) per ring neighbour; segments go round-robin.
     public var streams: Int = 1

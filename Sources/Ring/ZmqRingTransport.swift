@@ -9,7 +9,8 @@ import Glibc
 /// operation travels on stream `k % streams`, so each stream stays in order. Direct messages
 /// (`MessageType.isDirect`: latency-bound operations) go to any rank over the listener's
 /// `DirectLinks` once `connectDirect` has run: plain stream sockets the calling thread reads
-/// and writes itself, without ZeroMQ's I/O-thread hand-offs.
+/// and writes itself, without ZeroMQ's I/O-thread hand-offs; so do `exchange`s, with which the
+/// group runs its bulk all-reduce (`RingOptions.directBulk`).
 ///
 /// Between ranks joined over `ipc://`, ring payloads travel in shared memory (`SharedSlots`):
 /// the message carries a descriptor, the sender copies the payload into a slot once, the
