@@ -112,6 +112,10 @@ public final class RingGroup {
     /// How ring payloads reach the successor, for logs: "shared memory" or "messages".
     public var payloadPath: String { sharesMemory ? "shared memory" : "messages" }
 
+    /// Whether large all-reduces run as exchanges over the direct links (else round the
+    /// ZeroMQ ring); see `RingOptions.directBulk`.
+    public var bulkOverDirectLinks: Bool { bulkExchanges }
+
     /// Where this rank's direct links listen when the group uses them (latency-bound
     /// operations), else nil: those operations then go round the ring.
     public var directEndpoint: String? { direct ? transport.directEndpoint : nil }

@@ -168,7 +168,9 @@ public final class WorkerRuntime {
             return
         }
         log("generation \(g): ring joined; payloads to the successor travel in \(group.payloadPath); "
-            + (group.directEndpoint.map { "small all-reduces and barriers over direct links (listening at \($0))" } ?? "small all-reduces and barriers round the ring"))
+            + (group.directEndpoint.map {
+                (group.bulkOverDirectLinks ? "all-reduces" : "small all-reduces") + " and barriers over direct links (listening at \($0))"
+            } ?? "all-reduces and barriers round the ring"))
         nonisolated(unsafe) let abandonable = group
         mailbox.setAbandon { abandonable.abandon() }
         var reducer: RingGradientReducer?

@@ -34,6 +34,7 @@ struct BenchCollectivesRank {
             var path = group.payloadPath
             if group.sharesMemory { path += ", \(config.options.sharedMemorySlots) slots of \(formatBytes(config.options.segmentBytes)) per link" }
             if let problem = listener.sharedMemoryProblem { path += " (no shared memory: \(problem))" }
+            path += group.bulkOverDirectLinks ? "; bulk all-reduce over the direct links" : "; bulk all-reduce round the ZeroMQ ring"
             emit("path \(path)")
             for bytes in config.sizes {
                 if config.check { try check(group, floats: bytes / 4) } else { try time(group, floats: bytes / 4) }
