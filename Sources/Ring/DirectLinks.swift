@@ -371,15 +371,7 @@ final class DirectLinks {
     private func checkPrefix(
         _ expected: FrameHeader, _ byteCount: Int, sharedBytes: Int?, from peer: Int, validator: inout FrameValidator
     ) throws -> Bool {
-        let length = Int(UInt32(littleEndian: prefixIn.loadUnaligned(as: UInt32.self)))
-        let header: FrameHeader
-        switch validator.validate(header: UnsafeRawBufferPointer(start: prefixIn + 4, count: FrameHeader.byteCount), payloadCount: length, extraFrames: 0) {
-        case .failure(let reason):
-            dropConnection(from: peer)
-            throw RingError.protocolViolation("rank \(peer) sent a malformed frame on its direct connection (\(reason)); connection closed")
-        case .success(let h):
-            header = h
-        }
+        let (header, length) = try prefix(at: prefixIn, from: peer, validator: &validator)
         if header == expected && length == byteCount { return false }
         var shared = expected
         shared.type = expected.type.sharedPayload
@@ -525,15 +517,7 @@ final class DirectLinks {
         let available = fill[peer] - start[peer]
         guard available >= DirectLinks.prefixBytes else { return nil }
         let base = inbox[peer]! + start[peer]
-        let length = Int(UInt32(littleEndian: base.loadUnaligned(as: UInt32.self)))
-        let header: FrameHeader
-        switch validator.validate(header: UnsafeRawBufferPointer(start: base + 4, count: FrameHeader.byteCount), payloadCount: length, extraFrames: 0) {
-        case .failure(let reason):
-            dropConnection(from: peer)
-            throw RingError.protocolViolation("rank \(peer) sent a malformed frame on its direct connection (\(reason)); connection closed")
-        case .success(let h):
-            header = h
-        }
+        let (header, length) = try prefix(at: base, from: peer, validator: &validator)
         guard length <= maxPayload else {
             validator.record(.payloadTooLarge)
             dropConnection(from: peer)
@@ -541,6 +525,19 @@ final class DirectLinks {
         }
         guard available >= DirectLinks.prefixBytes + length else { return nil }
         return (header, UnsafeMutableRawBufferPointer(start: base + DirectLinks.prefixBytes, count: length))
+    }
+
+    /// The header and payload length of the frame prefix at `base`, validated; a malformed one
+    /// closes `peer`'s connection and throws.
+    private func prefix(at base: UnsafeRawPointer, from peer: Int, validator: inout FrameValidator) throws -> (FrameHeader, Int) {
+        let length = Int(UInt32(littleEndian: base.loadUnaligned(as: UInt32.self)))
+        switch validator.validate(header: UnsafeRawBufferPointer(start: base + 4, count: FrameHeader.byteCount), payloadCount: length, extraFrames: 0) {
+        case .failure(let reason):
+            dropConnection(from: peer)
+            throw RingError.protocolViolation("rank \(peer) sent a malformed frame on its direct connection (\(reason)); connection closed")
+        case .success(let header):
+            return (header, length)
+        }
     }
 
     /// Reads what `peer`'s connection holds into its buffer: true when bytes came, false at

@@ -91,9 +91,10 @@ extension RingGroup {
     /// so the same bits, but each rank reads its predecessor's segments straight into memory —
     /// partial sums into `staging`, then added into `buffer` in place; final blocks straight
     /// into `buffer` — on its own thread. Over shared memory (ipc) the payloads are read from
-    /// the slot they arrived in: partial sums added from there, final blocks copied once. At step t (0…2W−3) rank r sends block (r−1−t) mod W
-    /// and receives block (r−2−t) mod W, which it sends on at step t+1; steps 0…W−2 reduce, the
-    /// rest gather. Segment k of both blocks travel in one exchange, so sending and receiving
+    /// the slot they arrived in: partial sums added from there, final blocks copied once.
+    ///
+    /// At step t (0…2W−3) rank r sends block (r−1−t) mod W and receives block (r−2−t) mod W,
+    /// which it sends on at step t+1; steps 0…W−2 reduce, the rest gather. Segment k of both blocks travel in one exchange, so sending and receiving
     /// overlap; adding a segment overlaps the neighbours' writes into the kernel's buffers.
     /// Cost as above, with o the cost of a system call rather than of a ZeroMQ hand-off, and
     /// one pass over the data fewer in the all-gather.

@@ -124,17 +124,7 @@ final class DirectLinksTests: XCTestCase {
     }
 
     func testAPeerThatClosesIsATimeoutNamingTheClosedConnection() throws {
-        let links = [try DirectLinks(bind: "tcp://127.0.0.1:*", kernelBufferBytes: -1),
-                     try DirectLinks(bind: "tcp://127.0.0.1:*", kernelBufferBytes: -1)]
-        let endpoints = links.map(\.endpoint)
-        nonisolated(unsafe) let shared = links
-        let errors = runThreads(2) { r in
-            var validator = FrameValidator(accepting: [(.ringDirectBarrier, 0)])
-            try shared[r].connect(rank: r, endpoints: endpoints, generation: 3, maxPayload: 64,
-                                  deadline: .after(seconds: 10), validator: &validator, check: {})
-        }
-        XCTAssertEqual(errors.compactMap { $0 }, [])
-
+        let links = try linkedPair(generation: 3)
         links[1].close()  // rank 1's process is gone
         var validator = FrameValidator(accepting: [(.ringDirectBarrier, 0)])
         let tag = FrameHeader(type: .ringDirectBarrier, generation: 3, step: 0, collective: 0, chunk: 0)
@@ -142,16 +132,24 @@ final class DirectLinksTests: XCTestCase {
         // Sending to it is not an error (the message is dropped, as ZeroMQ would queue it) …
         for _ in 0..<3 { try links[0].send(tag, UnsafeRawBufferPointer(start: nil, count: 0), to: 1, deadline: .after(seconds: 1), check: {}) }
         // … and waiting for it ends at the deadline, with a timeout that says why.
+        assertTimesOutAfterHalfASecondNamingRank1 {
+            _ = try links[0].receive(
+                from: 1, deadline: .after(seconds: 0.5), spinNanoseconds: 50_000, validator: &validator, check: {}, waitingFor: "a barrier")
+        }
+        links[0].close()
+    }
+
+    /// `wait`, given a deadline of half a second, fails at that deadline with a timeout that
+    /// names rank 1's closed connection.
+    func assertTimesOutAfterHalfASecondNamingRank1(_ wait: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) {
         let started = Date()
-        XCTAssertThrowsError(try links[0].receive(
-            from: 1, deadline: .after(seconds: 0.5), spinNanoseconds: 50_000, validator: &validator, check: {}, waitingFor: "a barrier")) { error in
-            guard case RingError.timedOut(let what, _) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(what.contains("rank 1 closed its direct connection"), what)
+        XCTAssertThrowsError(try wait(), file: file, line: line) { error in
+            guard case RingError.timedOut(let what, _) = error else { return XCTFail("\(error)", file: file, line: line) }
+            XCTAssertTrue(what.contains("rank 1 closed its direct connection"), what, file: file, line: line)
         }
         let waited = Date().timeIntervalSince(started)
-        XCTAssertGreaterThan(waited, 0.4)
-        XCTAssertLessThan(waited, 3)
-        links[0].close()
+        XCTAssertGreaterThan(waited, 0.4, file: file, line: line)
+        XCTAssertLessThan(waited, 3, file: file, line: line)
     }
 
     /// Two ranks send each other more than the kernel buffers hold before either receives: each
@@ -326,19 +324,14 @@ final class DirectLinksTests: XCTestCase {
         links[1].close()  // rank 1's process is gone
         let payload = [UInt8](repeating: 3, count: 1 << 20)
         var into = [UInt8](repeating: 0, count: 1 << 20)
-        let started = Date()
-        XCTAssertThrowsError(try payload.withUnsafeBytes { out in
-            try into.withUnsafeMutableBytes { dst in
-                try links[0].exchange(send: tag, out, to: 1, receive: tag, into: dst, from: 1,
-                                      deadline: .after(seconds: 0.5), spinNanoseconds: 50_000, validator: &validator, check: {})
+        assertTimesOutAfterHalfASecondNamingRank1 {
+            try payload.withUnsafeBytes { out in
+                try into.withUnsafeMutableBytes { dst in
+                    _ = try links[0].exchange(send: tag, out, to: 1, receive: tag, into: dst, from: 1,
+                                              deadline: .after(seconds: 0.5), spinNanoseconds: 50_000, validator: &validator, check: {})
+                }
             }
-        }) { error in
-            guard case RingError.timedOut(let what, _) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(what.contains("rank 1 closed its direct connection"), what)
         }
-        let waited = Date().timeIntervalSince(started)
-        XCTAssertGreaterThan(waited, 0.4)
-        XCTAssertLessThan(waited, 3)
         links[0].close()
     }
 }
