@@ -12,7 +12,9 @@ extension RingGroup {
     ///
     /// Algorithm: ring all-gather. Step 0 sends `local` (zero-copy); in steps s = 0…W−2 rank r
     /// receives block (r−s−1) mod W, copies it into `output` and forwards the received message
-    /// unchanged (except at the last step). Blocks are cut into segments, which pipeline.
+    /// unchanged (except at the last step). Blocks are cut into segments, which pipeline. Over
+    /// the direct links (`RingOptions.directBulk`) the same steps run as exchanges that read
+    /// each block straight into `output` and send it on from there.
     /// Cost: T ≈ (W−1)·α + (W−1)·k·o + (S − S_r)·β, for S output bytes and S_r this rank's
     /// share: (W−1)/W · S·β with equal shares.
     public func allGather(
@@ -28,6 +30,10 @@ extension RingGroup {
                 memmove(out + blocks.offset(r), src, local.count &* 4)
             }
             if w == 1 { return }
+            if bulkExchanges {
+                // The all-gather half of the exchange all-reduce: blocks read straight into `output`.
+                return try exchangeSteps(out, (w - 1)..<(2 * w - 2), &link)
+            }
             var i = 0
             while i < local.count {
                 let n = min(seg, local.count - i)

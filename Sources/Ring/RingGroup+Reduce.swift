@@ -99,9 +99,15 @@ extension RingGroup {
     /// Cost as above, with o the cost of a system call rather than of a ZeroMQ hand-off, and
     /// one pass over the data fewer in the all-gather.
     private func exchangeAllReduce(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ link: inout Link) throws {
-        let w = worldSize, r = rank, seg = segmentFloats, partial = staging.baseAddress!
         blocks.setEqual(n)
-        for t in 0..<(2 * w - 2) {
+        try exchangeSteps(x, 0..<(2 * worldSize - 2), &link)
+    }
+
+    /// Steps `steps` of the exchange ring over the blocks in `blocks` of `x` (see
+    /// `exchangeAllReduce`): steps below W−1 add what they receive, the others store it.
+    func exchangeSteps(_ x: UnsafeMutablePointer<Float>, _ steps: Range<Int>, _ link: inout Link) throws {
+        let w = worldSize, r = rank, seg = segmentFloats, partial = staging.baseAddress!
+        for t in steps {
             let out = (r + 2 * w - 1 - t) % w, into = (r + 2 * w - 2 - t) % w
             let outCount = blocks.count(out), inCount = blocks.count(into), reducing = t < w - 1
             var i = 0

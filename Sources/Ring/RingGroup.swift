@@ -15,7 +15,7 @@ import Glibc
 /// Rank order is ring order: number ranks so that neighbours share a host where they can.
 /// Groups of up to `options.directMaxWorld` ranks also connect every rank to every other
 /// (`DirectLinks`: plain stream sockets, no ZeroMQ I/O thread) for the latency-bound
-/// operations and, with `options.directBulk`, the bulk all-reduce.
+/// operations and, with `options.directBulk`, the bulk all-reduce and the all-gather.
 ///
 /// Every rank must call the same collectives in the same order with the same sizes. Messages
 /// carry (generation, step, collective, chunk): traffic of an older generation is dropped and
@@ -48,7 +48,8 @@ public final class RingGroup {
     private(set) var failure: String?
     /// Whether every rank is connected to every other (see `RingOptions.directMaxWorld`).
     var direct = false
-    /// Whether large all-reduces run as exchanges over the direct links (`RingOptions.directBulk`).
+    /// Whether large all-reduces and all-gathers run as exchanges over the direct links
+    /// (`RingOptions.directBulk`).
     var bulkExchanges = false
     /// One segment, for the partial sums an exchange all-reduce receives before adding them.
     let staging: UnsafeMutableBufferPointer<Float>
@@ -112,8 +113,8 @@ public final class RingGroup {
     /// How ring payloads reach the successor, for logs: "shared memory" or "messages".
     public var payloadPath: String { sharesMemory ? "shared memory" : "messages" }
 
-    /// Whether large all-reduces run as exchanges over the direct links (else round the
-    /// ZeroMQ ring); see `RingOptions.directBulk`.
+    /// Whether large all-reduces and all-gathers run as exchanges over the direct links (else
+    /// round the ZeroMQ ring); see `RingOptions.directBulk`.
     public var bulkOverDirectLinks: Bool { bulkExchanges }
 
     /// Where this rank's direct links listen when the group uses them (latency-bound

@@ -76,7 +76,10 @@ final class CollectiveTests: XCTestCase {
 
     func testAllGatherAndReduceScatterWithUnevenCountsIncludingZero() {
         var rng = SplitMix(seed: 7)
-        for w in 1...8 {
+        // The all-gather as exchanges (direct links) and round the ring.
+        for (w, directBulk) in (1...8).flatMap({ [($0, true), ($0, false)] }) {
+            var options = RingOptions.with(segmentBytes: 128)
+            options.directBulk = directBulk
             var cases: [[Int]] = [Array(repeating: 0, count: w), (0..<w).map { $0 == w - 1 ? 1000 : 0 }]
             for _ in 0..<3 { cases.append((0..<w).map { _ in rng.next() % 3 == 0 ? 0 : Int(rng.next() % 700) }) }
             for counts in cases {
@@ -84,7 +87,7 @@ final class CollectiveTests: XCTestCase {
                 let offsets = counts.indices.map { counts[..<$0].reduce(0, +) }
                 let gathered = Shared([[Float]](repeating: [], count: w))
                 let scattered = Shared([[Float]](repeating: [], count: w))
-                let errors = runRing(w, options: .with(segmentBytes: 128)) { r, g in
+                let errors = runRing(w, options: options) { r, g in
                     let local = (0..<counts[r]).map { Float(r * 1000 + $0) }
                     var all = [Float](repeating: -1, count: total)
                     try local.withUnsafeBufferPointer { l in
@@ -98,10 +101,10 @@ final class CollectiveTests: XCTestCase {
                     }
                     scattered.values[r] = mine
                 }
-                XCTAssertEqual(errors.compactMap { $0 }, [], "W=\(w) counts \(counts)")
+                XCTAssertEqual(errors.compactMap { $0 }, [], "W=\(w) counts \(counts) direct bulk \(directBulk)")
                 let wantAll = (0..<w).flatMap { b in (0..<counts[b]).map { Float(b * 1000 + $0) } }
                 for r in 0..<w {
-                    XCTAssertNil(firstMismatch(gathered.values[r], wantAll), "all-gather W=\(w) counts \(counts) rank \(r)")
+                    XCTAssertNil(firstMismatch(gathered.values[r], wantAll), "all-gather W=\(w) counts \(counts) rank \(r) direct bulk \(directBulk)")
                     let want = (0..<counts[r]).map { expectedSum(w, offsets[r] + $0) }
                     XCTAssertNil(firstMismatch(scattered.values[r], want), "reduce-scatter W=\(w) counts \(counts) rank \(r)")
                 }
