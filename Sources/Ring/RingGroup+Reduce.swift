@@ -213,8 +213,9 @@ extension RingGroup {
     /// differ and may be 0); `output` receives this rank's block, summed (`counts[rank]`
     /// elements). Same on every rank: `counts`. `input` is only read.
     ///
-    /// Algorithm: the reduce-scatter half of `allReduce` with blocks of the given sizes; the
-    /// last step writes `output[i] = partial[i] + input[i]`.
+    /// Algorithm: the reduce-scatter half of `allReduce` with blocks of the given sizes (as
+    /// exchanges over the direct links with `RingOptions.directBulk`); the last step writes
+    /// `output[i] = partial[i] + input[i]`.
     /// Cost: T ≈ (W−1)·α + (W−1)·k·o + (S − S_r)·β, with S_r this rank's block, that is
     /// (W−1)/W · S·β for equal blocks.
     public func reduceScatter(
@@ -231,11 +232,38 @@ extension RingGroup {
                 return
             }
             let out = output.baseAddress ?? UnsafeMutablePointer(mutating: x)  // nil only for an empty block: never written
+            if bulkExchanges { return try exchangeReduceScatter(x, into: out, &link) }
             try reduceScatterSteps(x, &link, forwardLast: false) { message, i, n in
                 Kernels.sum(message, x + blocks.offset(r) + i, into: out + i, n)
             }
             try link.releaseSends()
         }
+    }
+
+    /// `reduceScatter` as exchanges (`bulkExchanges`): the reduce steps of `exchangeSteps`,
+    /// with the partial sums kept in a block of scratch (`input` is read-only) — each segment
+    /// is overwritten right after the exchange that sent it — and the last step writing
+    /// `output`. Same messages and order of additions as round the ZeroMQ ring.
+    private func exchangeReduceScatter(_ x: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, _ link: inout Link) throws {
+        let w = worldSize, r = rank, seg = segmentFloats, partial = staging.baseAddress!
+        var largest = 0
+        for b in 0..<w { largest = max(largest, blocks.count(b)) }
+        let sums = blockScratch(atLeast: largest)
+        for t in 0..<(w - 1) {
+            let out = (r + 2 * w - 1 - t) % w, into = (r + 2 * w - 2 - t) % w
+            let outCount = blocks.count(out), inCount = blocks.count(into)
+            var i = 0
+            while i < max(outCount, inCount) {
+                let m = min(seg, max(0, outCount - i)), k = min(seg, max(0, inCount - i))
+                let source = t == 0 ? x + blocks.offset(out) + i : UnsafePointer(sums + i)
+                let got = try link.exchange(m > 0 ? source : nil, m, k > 0 ? partial : nil, k)
+                if let got {
+                    Kernels.sum(got, x + blocks.offset(into) + i, into: t == w - 2 ? output + i : sums + i, k)
+                }
+                i += seg
+            }
+        }
+        try link.releaseSends()  // gives back a shared-memory slot still held
     }
 
     /// The reduce-scatter half of the ring over the blocks in `blocks`: send this rank's values

@@ -15,7 +15,8 @@ import Glibc
 /// Rank order is ring order: number ranks so that neighbours share a host where they can.
 /// Groups of up to `options.directMaxWorld` ranks also connect every rank to every other
 /// (`DirectLinks`: plain stream sockets, no ZeroMQ I/O thread) for the latency-bound
-/// operations and, with `options.directBulk`, the bulk all-reduce and the all-gather.
+/// operations and, with `options.directBulk`, the bulk all-reduce, all-gather and
+/// reduce-scatter.
 ///
 /// Every rank must call the same collectives in the same order with the same sizes. Messages
 /// carry (generation, step, collective, chunk): traffic of an older generation is dropped and
@@ -48,11 +49,13 @@ public final class RingGroup {
     private(set) var failure: String?
     /// Whether every rank is connected to every other (see `RingOptions.directMaxWorld`).
     var direct = false
-    /// Whether large all-reduces and all-gathers run as exchanges over the direct links
-    /// (`RingOptions.directBulk`).
+    /// Whether large all-reduces, all-gathers and reduce-scatters run as exchanges over the
+    /// direct links (`RingOptions.directBulk`).
     var bulkExchanges = false
     /// One segment, for the partial sums an exchange all-reduce receives before adding them.
     let staging: UnsafeMutableBufferPointer<Float>
+    /// A block's partial sums for the exchange reduce-scatter; grows to the largest block seen.
+    private var blockSums = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
 
     /// Size in bytes of a hello payload: six numbers the ranks must agree on, then a direct
     /// endpoint, NUL-padded.
@@ -105,6 +108,16 @@ public final class RingGroup {
         transport.close()  // first: no send may still read the scratch
         scratch.deallocate()
         staging.deallocate()
+        blockSums.deallocate()
+    }
+
+    /// `blockSums`, grown to at least `count` floats (once per larger size, then reused).
+    func blockScratch(atLeast count: Int) -> UnsafeMutablePointer<Float> {
+        if blockSums.count < max(1, count) {
+            blockSums.deallocate()
+            blockSums = .allocate(capacity: max(1, count))
+        }
+        return blockSums.baseAddress!
     }
 
     /// Whether ring payloads reach the successor through its shared-memory slots (ipc links).
@@ -113,8 +126,8 @@ public final class RingGroup {
     /// How ring payloads reach the successor, for logs: "shared memory" or "messages".
     public var payloadPath: String { sharesMemory ? "shared memory" : "messages" }
 
-    /// Whether large all-reduces and all-gathers run as exchanges over the direct links (else
-    /// round the ZeroMQ ring); see `RingOptions.directBulk`.
+    /// Whether large all-reduces, all-gathers and reduce-scatters run as exchanges over the
+    /// direct links (else round the ZeroMQ ring); see `RingOptions.directBulk`.
     public var bulkOverDirectLinks: Bool { bulkExchanges }
 
     /// Where this rank's direct links listen when the group uses them (latency-bound

@@ -25,10 +25,10 @@ public struct RingOptions: Sendable, Equatable {
     /// mechanism such as CURVE, once configured on the ring, covers every message). Connections
     /// grow as W², hence the limit.
     public var directMaxWorld: Int = 16
-    /// Whether large all-reduces (and all-gathers) also run over the direct links (when the
-    /// group has them): each rank reads its predecessor's segments straight into the buffer and
-    /// writes its own from it, on its own thread, instead of through ZeroMQ's I/O thread and
-    /// receive buffers (between ranks joined over `ipc://`, payloads go through the
+    /// Whether large all-reduces (and all-gathers, reduce-scatters) also run over the direct
+    /// links (when the group has them): each rank reads its predecessor's segments straight
+    /// into the buffer and writes its own from it, on its own thread, instead of through
+    /// ZeroMQ's I/O thread and receive buffers (between ranks joined over `ipc://`, payloads go through the
     /// shared-memory slots and the link carries their descriptors). 4 ranks on 2 cores, tcp:
     /// 16 MiB in 27–34 against 42–49 ms, 64 MiB in 138–183 against 164–202 ms
     /// (BENCHMARKS.md). false: they go round the ZeroMQ ring.

@@ -169,7 +169,7 @@ public final class WorkerRuntime {
         }
         log("generation \(g): ring joined; payloads to the successor travel in \(group.payloadPath); "
             + (group.directEndpoint.map {
-                (group.bulkOverDirectLinks ? "all-reduces, all-gathers" : "small all-reduces") + " and barriers over direct links (listening at \($0))"
+                (group.bulkOverDirectLinks ? "all-reduces, all-gathers, reduce-scatters" : "small all-reduces") + " and barriers over direct links (listening at \($0))"
             } ?? "all-reduces and barriers round the ring"))
         nonisolated(unsafe) let abandonable = group
         mailbox.setAbandon { abandonable.abandon() }
