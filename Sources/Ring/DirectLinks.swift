@@ -99,19 +99,26 @@ final class DirectLinks {
     }
 
     /// Connects to every other rank's `endpoints[r]`, introduces this rank, and accepts every
-    /// other rank's connection, all before `deadline`. Messages are at most `maxPayload` bytes.
-    /// Malformed or stale introductions are counted in `validator` and their connections closed.
+    /// other rank's connection, all before `deadline` — or, with `ringNeighboursOnly`, connects
+    /// to the successor and accepts the predecessor only (what `exchange` needs, in groups too
+    /// large for a full mesh). Messages are at most `maxPayload` bytes. Malformed or stale
+    /// introductions, and those of ranks not expected, are counted in `validator` and their
+    /// connections closed.
     func connect(
-        rank: Int, endpoints: [String], generation: UInt64, maxPayload: Int, deadline: Deadline,
-        validator: inout FrameValidator, check: () throws -> Void
+        rank: Int, endpoints: [String], generation: UInt64, maxPayload: Int, ringNeighboursOnly: Bool = false,
+        deadline: Deadline, validator: inout FrameValidator, check: () throws -> Void
     ) throws {
         let w = endpoints.count
-        guard (0..<w).contains(rank), outgoing.isEmpty else { throw RingError.invalidArgument("direct links: rank \(rank) of \(w), or connected twice") }
+        guard (0..<w).contains(rank), w > 1, outgoing.isEmpty else {
+            throw RingError.invalidArgument("direct links: rank \(rank) of \(w), or connected twice")
+        }
+        let sendsTo = ringNeighboursOnly ? [(rank + 1) % w] : (0..<w).filter { $0 != rank }
+        let receivesFrom = ringNeighboursOnly ? [(rank + w - 1) % w] : sendsTo
         self.maxPayload = maxPayload
         capacity = 2 * (DirectLinks.prefixBytes + maxPayload)
         outgoing = Array(repeating: -1, count: w)
         incoming = Array(repeating: -1, count: w)
-        inbox = (0..<w).map { $0 == rank ? nil : UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16) }
+        inbox = (0..<w).map { receivesFrom.contains($0) ? UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16) : nil }
         start = Array(repeating: 0, count: w)
         fill = Array(repeating: 0, count: w)
         closedIn = Array(repeating: false, count: w)
@@ -120,11 +127,11 @@ final class DirectLinks {
         pollSet = .allocate(capacity: w + 1)
 
         let hello = FrameHeader(type: .ringDirectHello, generation: generation, step: .max, collective: 0, chunk: UInt32(rank))
-        for peer in 0..<w where peer != rank {
+        for peer in sendsTo {
             outgoing[peer] = try open(endpoints[peer], peer: peer, deadline: deadline, check: check)
             try send(hello, UnsafeRawBufferPointer(start: nil, count: 0), to: peer, deadline: deadline, check: check)
         }
-        try acceptPeers(rank: rank, worldSize: w, generation: generation, deadline: deadline, validator: &validator, check: check)
+        try acceptPeers(receivesFrom, rank: rank, generation: generation, deadline: deadline, validator: &validator, check: check)
     }
 
     /// Sends one frame to `peer`. Returns once the kernel holds all of it (no caller memory is
@@ -432,20 +439,22 @@ final class DirectLinks {
         }
     }
 
-    /// Accepts connections until every other rank has introduced itself on one.
+    /// Accepts connections until each of `peers` has introduced itself on one.
     private func acceptPeers(
-        rank: Int, worldSize w: Int, generation: UInt64, deadline: Deadline,
+        _ peers: [Int], rank: Int, generation: UInt64, deadline: Deadline,
         validator: inout FrameValidator, check: () throws -> Void
     ) throws {
         // Connections not yet introduced, with the bytes of their introduction so far.
         var pending: [(fd: Int32, got: [UInt8])] = []
         defer { for p in pending { Glibc.close(p.fd) } }
-        var missing = w - 1
+        var expected = [Bool](repeating: false, count: incoming.count)
+        for p in peers { expected[p] = true }
+        var missing = peers.count
         while missing > 0 {
             try check()
             let ms = deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds)
             if ms == 0 {
-                let absent = (0..<w).filter { $0 != rank && incoming[$0] < 0 }
+                let absent = peers.filter { incoming[$0] < 0 }
                 throw RingError.timedOut(waitingFor: "direct connections from ranks \(absent)", seconds: 0)
             }
             var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
@@ -462,7 +471,7 @@ final class DirectLinks {
                 pending[i].got += chunk[..<n]
                 guard pending[i].got.count == DirectLinks.prefixBytes else { continue }
                 let (fd, bytes) = pending.remove(at: i)
-                if let peer = introduction(bytes, rank: rank, worldSize: w, generation: generation, validator: &validator) {
+                if let peer = introduction(bytes, expected: expected, generation: generation, validator: &validator) {
                     incoming[peer] = fd
                     missing -= 1
                 } else {
@@ -489,8 +498,8 @@ final class DirectLinks {
     }
 
     /// The rank a connection's first frame introduces, or nil (counted) when it is not a
-    /// well-formed introduction of a rank of this generation not yet connected.
-    private func introduction(_ bytes: [UInt8], rank: Int, worldSize w: Int, generation: UInt64, validator: inout FrameValidator) -> Int? {
+    /// well-formed introduction of an `expected` rank of this generation not yet connected.
+    private func introduction(_ bytes: [UInt8], expected: [Bool], generation: UInt64, validator: inout FrameValidator) -> Int? {
         bytes.withUnsafeBytes { raw in
             let length = UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self))
             switch FrameHeader.decode(UnsafeRawBufferPointer(rebasing: raw[4...])) {
@@ -501,7 +510,7 @@ final class DirectLinks {
                 guard h.type == .ringDirectHello else { validator.record(.unknownType); return nil }
                 guard length == 0 else { validator.record(.payloadTooLarge); return nil }
                 let peer = Int(h.chunk)
-                guard h.generation == generation, peer < w, peer != rank, incoming[peer] < 0 else {
+                guard h.generation == generation, peer < expected.count, expected[peer], incoming[peer] < 0 else {
                     validator.record(.stale)
                     return nil
                 }

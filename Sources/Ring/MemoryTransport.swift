@@ -213,7 +213,7 @@ public final class MemoryRingTransport: RingTransport {
         if closed { throw RingError.closed(reason: "transport closed") }
     }
 
-    public func connectDirect(_ endpoints: [String], generation: UInt64, deadline: Deadline) throws {}
+    public func connectDirect(_ endpoints: [String], generation: UInt64, ringNeighboursOnly: Bool, deadline: Deadline) throws {}
 
     public func awaitSendsReleased(deadline: Deadline) throws {}  // sends copy
 

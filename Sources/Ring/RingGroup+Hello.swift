@@ -8,20 +8,23 @@ extension RingGroup {
     /// connections, the hellos then go round the ring so every rank learns every direct
     /// endpoint, and one direct barrier proves the connections; without, one token per rank goes
     /// round the ring. Either way every rank has then heard from every other, and the transport
-    /// is told (`peersReady`).
+    /// is told (`peersReady`). Groups too large for a full mesh of direct links (more than
+    /// `directMaxWorld`, when that is not 0) still connect each rank to its ring neighbours for
+    /// the bulk exchanges (`directBulk`).
     func hello() throws {
         if worldSize == 1 { return }
         let w = worldSize, prev = (rank + w - 1) % w, next = (rank + 1) % w
         let deadline = Deadline.after(seconds: options.connectTimeout)
         let useDirect = w <= options.directMaxWorld && transport.directEndpoint != nil
-        let endpoint = useDirect ? transport.directEndpoint! : ""
+        let neighboursOnly = !useDirect && options.directMaxWorld > 0 && options.directBulk && transport.directEndpoint != nil
+        let endpoint = useDirect || neighboursOnly ? transport.directEndpoint! : ""
         guard endpoint.utf8.count <= RingGroup.helloBytes - 24 else {
             throw RingError.invalidArgument("direct endpoint \(endpoint) longer than \(RingGroup.helloBytes - 24) bytes")
         }
         // What every rank must agree on: rank order, world, and what picks messages and algorithms.
         func config(_ r: Int) -> [UInt32] {
             [UInt32(r), UInt32(w), UInt32(options.streams), UInt32(options.segmentBytes),
-             UInt32(options.smallAllReduceBytes), useDirect ? (options.directBulk ? 2 : 1) : 0]
+             UInt32(options.smallAllReduceBytes), useDirect ? (options.directBulk ? 2 : 1) : neighboursOnly ? 3 : 0]
         }
         // Records of every rank: 6 little-endian UInt32s, then the endpoint.
         var records = [UInt8](repeating: 0, count: w * RingGroup.helloBytes)
@@ -42,11 +45,11 @@ extension RingGroup {
             }
             // The predecessor's record arrives on every stream; then, with direct connections,
             // the others' records travel on round the ring (W−2 more hops).
-            let rounds = options.streams + (useDirect ? w - 2 : 0)
+            let rounds = options.streams + (useDirect || neighboursOnly ? w - 2 : 0)
             for k in 0..<rounds {
                 let from = k < options.streams ? prev : (rank + w - 2 - (k - options.streams)) % w
                 tag.chunk = UInt32(k)
-                let forward = k >= options.streams - 1 && k < rounds - 1 && useDirect
+                let forward = k >= options.streams - 1 && k < rounds - 1 && (useDirect || neighboursOnly)
                     ? Forward(peer: next, tag: FrameHeader(type: .ringHello, generation: generation, step: .max, collective: 0, chunk: UInt32(k + 1)))
                     : nil
                 try transport.receive(from: prev, tag: tag, byteCount: RingGroup.helloBytes, deadline: deadline, forward: forward) { p in
@@ -55,12 +58,12 @@ extension RingGroup {
                 let got = (0..<6).map { UInt32(littleEndian: (base + from * RingGroup.helloBytes).loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)) }
                 guard got == config(from) else {
                     throw RingError.protocolViolation(
-                        "hello from rank \(from): (rank, world, streams, segment bytes, small all-reduce bytes, direct links: 0 none, 1 small operations, 2 also bulk) = \(got), expected \(config(from))")
+                        "hello from rank \(from): (rank, world, streams, segment bytes, small all-reduce bytes, direct links: 0 none, 1 small operations, 2 also bulk, 3 bulk between neighbours) = \(got), expected \(config(from))")
                 }
             }
         }
         try transport.awaitSendsReleased(deadline: deadline)
-        guard useDirect else {
+        guard useDirect || neighboursOnly else {
             // A token from every rank goes once round the ring: when this rank has seen them
             // all, every rank is up (its listener bound), so shared memory may be attached.
             var t = FrameHeader(type: .ringHello, generation: generation, step: .max, collective: 1, chunk: 0)
@@ -81,11 +84,13 @@ extension RingGroup {
                 return String(decoding: field.prefix { $0 != 0 }, as: UTF8.self)
             }
         }
-        try transport.connectDirect(endpoints, generation: generation, deadline: deadline)
-        try directBarrier(FrameHeader(type: .ringDirectBarrier, generation: generation, step: .max, collective: 0, chunk: 0), deadline: { deadline })
-        direct = true
+        try transport.connectDirect(endpoints, generation: generation, ringNeighboursOnly: neighboursOnly, deadline: deadline)
+        if useDirect {
+            try directBarrier(FrameHeader(type: .ringDirectBarrier, generation: generation, step: .max, collective: 0, chunk: 0), deadline: { deadline })
+            direct = true
+        }
         bulkExchanges = options.directBulk && transport.exchangesDirectly
-        transport.peersReady()  // the barrier heard from every rank
+        transport.peersReady()  // every rank's record (or barrier message) has arrived: all are up
     }
 
     /// Every rank sends an empty message to every other and waits for theirs: one hop.

@@ -23,7 +23,8 @@ public struct RingOptions: Sendable, Equatable {
     /// (and large all-reduces too, see `directBulk`).
     /// 0: ring connections only, all traffic through ZeroMQ (so that a ZeroMQ security
     /// mechanism such as CURVE, once configured on the ring, covers every message). Connections
-    /// grow as W², hence the limit.
+    /// grow as W², hence the limit; larger groups connect each rank to its ring neighbours only,
+    /// for the bulk exchanges (`directBulk`).
     public var directMaxWorld: Int = 16
     /// Whether large all-reduces (and all-gathers, reduce-scatters) also run over the direct
     /// links (when the group has them): each rank reads its predecessor's segments straight

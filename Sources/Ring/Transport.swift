@@ -36,8 +36,10 @@ public protocol RingTransport: AnyObject {
     var directEndpoint: String? { get }
 
     /// Connects to every rank's direct endpoint (`endpoints[rank]` is this rank's own) under
-    /// `generation`, and waits until every other rank has connected to this one.
-    func connectDirect(_ endpoints: [String], generation: UInt64, deadline: Deadline) throws
+    /// `generation`, and waits until every other rank has connected to this one — or, with
+    /// `ringNeighboursOnly`, to the successor's, waiting for the predecessor (enough for
+    /// `exchange`).
+    func connectDirect(_ endpoints: [String], generation: UInt64, ringNeighboursOnly: Bool, deadline: Deadline) throws
 
     /// Sends `bytes` to `peer` under `tag`, without copying where the transport can: the memory
     /// must stay valid and unchanged until `awaitSendsReleased` returns.

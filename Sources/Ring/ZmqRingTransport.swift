@@ -101,12 +101,14 @@ public final class ZmqRingTransport: RingTransport {
     private var predecessor: Int { (rank + worldSize - 1) % worldSize }
 
     /// Connects to every other rank's direct links (`endpoints[r]`, this rank's ignored) and
-    /// accepts theirs. No direct message is larger than a rank's slot of the group's scratch.
-    public func connectDirect(_ endpoints: [String], generation: UInt64, deadline: Deadline) throws {
+    /// accepts theirs, or only the ring neighbours'. No direct message is larger than a rank's
+    /// slot of the group's scratch (none is sent between ring neighbours only: only exchanges).
+    public func connectDirect(_ endpoints: [String], generation: UInt64, ringNeighboursOnly: Bool, deadline: Deadline) throws {
         guard endpoints.count == worldSize else { throw RingError.invalidArgument("\(endpoints.count) direct endpoints") }
         try listener.direct.connect(
             rank: rank, endpoints: endpoints, generation: generation,
-            maxPayload: listener.options.smallAllReduceSlotBytes(worldSize: worldSize), deadline: deadline,
+            maxPayload: ringNeighboursOnly ? 0 : listener.options.smallAllReduceSlotBytes(worldSize: worldSize),
+            ringNeighboursOnly: ringNeighboursOnly, deadline: deadline,
             validator: &validator, check: { try checkUsable() })
     }
 

@@ -170,7 +170,9 @@ public final class WorkerRuntime {
         log("generation \(g): ring joined; payloads to the successor travel in \(group.payloadPath); "
             + (group.directEndpoint.map {
                 (group.bulkOverDirectLinks ? "all-reduces, all-gathers, reduce-scatters" : "small all-reduces") + " and barriers over direct links (listening at \($0))"
-            } ?? "all-reduces and barriers round the ring"))
+            } ?? (group.bulkOverDirectLinks
+                ? "large all-reduces, all-gathers and reduce-scatters over direct links to the ring neighbours"
+                : "all-reduces and barriers round the ring")))
         nonisolated(unsafe) let abandonable = group
         mailbox.setAbandon { abandonable.abandon() }
         var reducer: RingGradientReducer?

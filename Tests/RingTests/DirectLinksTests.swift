@@ -334,4 +334,41 @@ final class DirectLinksTests: XCTestCase {
         }
         links[0].close()
     }
+
+    /// In groups too large for a full mesh each rank connects to its successor only and
+    /// accepts its predecessor only: an introduction from any other rank is refused and
+    /// counted, and exchanges go round the ring.
+    func testRingNeighboursOnlyAcceptThePredecessorAlone() throws {
+        let w = 4
+        let links = try (0..<w).map { _ in try DirectLinks(bind: "tcp://127.0.0.1:*", kernelBufferBytes: -1) }
+        let endpoints = links.map(\.endpoint)
+        // Rank 2 is not rank 0's predecessor: an introduction claiming it is refused.
+        let intruder = try connect(endpoints[0])
+        defer { close(intruder) }
+        write(intruder, length: 0, header: encoded(FrameHeader(type: .ringDirectHello, generation: 1, step: .max, collective: 0, chunk: 2)))
+        usleep(50_000)
+        nonisolated(unsafe) let shared = links
+        let got = Shared<[UInt8]>(Array(repeating: [], count: w))
+        let stale = Shared<Int>(Array(repeating: 0, count: w))
+        let errors = runThreads(w) { r in
+            var validator = FrameValidator(accepting: [(.ringAllReduce, 1 << 20)])
+            try shared[r].connect(rank: r, endpoints: endpoints, generation: 1, maxPayload: 0, ringNeighboursOnly: true,
+                                  deadline: .after(seconds: 10), validator: &validator, check: {})
+            let tag = FrameHeader(type: .ringAllReduce, generation: 1, step: 0, collective: 0, chunk: 0)
+            let mine = [UInt8](repeating: UInt8(r + 1), count: 100_000)
+            var into = [UInt8](repeating: 0, count: 100_000)
+            try mine.withUnsafeBytes { out in
+                try into.withUnsafeMutableBytes { dst in
+                    _ = try shared[r].exchange(send: tag, out, to: (r + 1) % w, receive: tag, into: dst, from: (r + w - 1) % w,
+                                               deadline: .after(seconds: 10), spinNanoseconds: 0, validator: &validator, check: {})
+                }
+            }
+            got.values[r] = into
+            stale.values[r] = validator.drops[.stale]
+        }
+        XCTAssertEqual(errors.compactMap { $0 }, [])
+        for r in 0..<w { XCTAssertEqual(got.values[r], [UInt8](repeating: UInt8((r + w - 1) % w + 1), count: 100_000), "rank \(r)") }
+        XCTAssertEqual(stale.values, [1, 0, 0, 0])
+        links.forEach { $0.close() }
+    }
 }

@@ -49,6 +49,13 @@ final class ProcessTests: XCTestCase {
         try checkAll(["--world", "4", "--transport", "tcp", "--no-direct-bulk", "--sizes", "12,400012,4M", "--segment-bytes", "64K"], expectedLines: 12)
     }
 
+    /// A group larger than `--direct-max-world`: small all-reduces and barriers round the
+    /// ZeroMQ ring, bulk exchanges over direct links between ring neighbours only.
+    func testBulkExchangesBetweenRingNeighboursOfALargerGroup() throws {
+        try checkAll(["--world", "4", "--transport", "tcp", "--direct-max-world", "2", "--sizes", "0,12,4K,400012,4M", "--segment-bytes", "64K"],
+                     expectedLines: 20)
+    }
+
     func testRingOnlyGroupOverTcp() throws {
         // No direct connections: small all-reduces gather round the ring, barriers pass tokens.
         try checkAll(["--world", "3", "--transport", "tcp", "--direct-max-world", "0", "--sizes", "4,4K,100K"], expectedLines: 12)
