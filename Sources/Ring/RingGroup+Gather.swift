@@ -30,7 +30,7 @@ extension RingGroup {
                 memmove(out + blocks.offset(r), src, local.count &* 4)
             }
             if w == 1 { return }
-            if bulkExchanges {
+            if bulkOverDirectLinks {
                 // The all-gather half of the exchange all-reduce: blocks read straight into `output`.
                 return try exchangeSteps(out, (w - 1)..<(2 * w - 2), &link)
             }
@@ -120,7 +120,7 @@ extension RingGroup {
             if rank == sender {
                 while i < count {
                     let n = min(seg, count - i)
-                    if bulkExchanges { try link.exchange(x + i, n, nil, 0) } else { try link.send(x + i, n) }
+                    if bulkOverDirectLinks { try link.exchange(x + i, n, nil, 0) } else { try link.send(x + i, n) }
                     i += n
                 }
                 try link.receive(0, forward: false) { _ in }  // the acknowledgement
@@ -128,7 +128,7 @@ extension RingGroup {
             } else if rank == receiver {
                 while i < count {
                     let n = min(seg, count - i), dst = x + i
-                    if bulkExchanges {
+                    if bulkOverDirectLinks {
                         if let got = try link.exchange(nil, 0, dst, n), got != UnsafePointer(dst) { memcpy(dst, got, n &* 4) }
                     } else {
                         try link.receive(n, forward: false) { memcpy(dst, $0, n &* 4) }

@@ -89,7 +89,7 @@ extension RingGroup {
             try directBarrier(FrameHeader(type: .ringDirectBarrier, generation: generation, step: .max, collective: 0, chunk: 0), deadline: { deadline })
             direct = true
         }
-        bulkExchanges = options.directBulk && transport.exchangesDirectly
+        bulkOverDirectLinks = options.directBulk && transport.exchangesDirectly
         transport.peersReady()  // every rank's record (or barrier message) has arrived: all are up
     }
 

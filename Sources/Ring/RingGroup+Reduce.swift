@@ -57,7 +57,7 @@ extension RingGroup {
                 }
             }
         }
-        if bulkExchanges {
+        if bulkOverDirectLinks {
             return try perform(.ringAllReduce) { link in
                 guard worldSize > 1, n > 0, let x = buffer.baseAddress else { return }
                 try exchangeAllReduce(x, n, &link)
@@ -86,8 +86,8 @@ extension RingGroup {
         }
     }
 
-    /// The two-phase ring as lock-step exchanges with the neighbours (`bulkExchanges`: over
-    /// the direct links): the same blocks, segments, messages and order of additions as above,
+    /// The two-phase ring as lock-step exchanges with the neighbours over the direct links
+    /// (`bulkOverDirectLinks`): the same blocks, segments, messages and order of additions as above,
     /// so the same bits, but each rank reads its predecessor's segments straight into memory —
     /// partial sums into `staging`, then added into `buffer` in place; final blocks straight
     /// into `buffer` — on its own thread. Over shared memory (ipc) the payloads are read from
@@ -232,7 +232,7 @@ extension RingGroup {
                 return
             }
             let out = output.baseAddress ?? UnsafeMutablePointer(mutating: x)  // nil only for an empty block: never written
-            if bulkExchanges { return try exchangeReduceScatter(x, into: out, &link) }
+            if bulkOverDirectLinks { return try exchangeReduceScatter(x, into: out, &link) }
             try reduceScatterSteps(x, &link, forwardLast: false) { message, i, n in
                 Kernels.sum(message, x + blocks.offset(r) + i, into: out + i, n)
             }
@@ -240,7 +240,7 @@ extension RingGroup {
         }
     }
 
-    /// `reduceScatter` as exchanges (`bulkExchanges`): the reduce steps of `exchangeSteps`,
+    /// `reduceScatter` as exchanges (`bulkOverDirectLinks`): the reduce steps of `exchangeSteps`,
     /// with the partial sums kept in a block of scratch (`input` is read-only) — each segment
     /// is overwritten right after the exchange that sent it — and the last step writing
     /// `output`. Same messages and order of additions as round the ZeroMQ ring.

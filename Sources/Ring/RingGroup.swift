@@ -16,7 +16,7 @@ import Glibc
 /// Groups of up to `options.directMaxWorld` ranks also connect every rank to every other
 /// (`DirectLinks`: plain stream sockets, no ZeroMQ I/O thread) for the latency-bound
 /// operations and, with `options.directBulk`, the bulk all-reduce, all-gather and
-/// reduce-scatter.
+/// reduce-scatter; larger groups connect each rank to its ring neighbours for the latter.
 ///
 /// Every rank must call the same collectives in the same order with the same sizes. Messages
 /// carry (generation, step, collective, chunk): traffic of an older generation is dropped and
@@ -50,8 +50,8 @@ public final class RingGroup {
     /// Whether every rank is connected to every other (see `RingOptions.directMaxWorld`).
     var direct = false
     /// Whether large all-reduces, all-gathers and reduce-scatters run as exchanges over the
-    /// direct links (`RingOptions.directBulk`).
-    var bulkExchanges = false
+    /// direct links (else round the ZeroMQ ring); see `RingOptions.directBulk`.
+    public internal(set) var bulkOverDirectLinks = false
     /// One segment, for the partial sums an exchange all-reduce receives before adding them.
     let staging: UnsafeMutableBufferPointer<Float>
     /// A block's partial sums for the exchange reduce-scatter; grows to the largest block seen.
@@ -125,10 +125,6 @@ public final class RingGroup {
 
     /// How ring payloads reach the successor, for logs: "shared memory" or "messages".
     public var payloadPath: String { sharesMemory ? "shared memory" : "messages" }
-
-    /// Whether large all-reduces, all-gathers and reduce-scatters run as exchanges over the
-    /// direct links (else round the ZeroMQ ring); see `RingOptions.directBulk`.
-    public var bulkOverDirectLinks: Bool { bulkExchanges }
 
     /// Where this rank's direct links listen when the group uses them (latency-bound
     /// operations), else nil: those operations then go round the ring.
