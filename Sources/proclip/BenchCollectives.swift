@@ -34,10 +34,10 @@ struct BenchCollectives: ParsableCommand {
     @Option(help: "All-reduces up to this size use the latency-bound algorithm (K/M suffixes; 0: never).")
     var smallBytes: String = "256K"
 
-    @Option(help: "Largest world that also connects every rank to every other for latency-bound operations (0: ring only).")
+    @Option(help: "Largest world that connects every rank to every other for latency-bound operations; larger ones link ring neighbours only, for bulk traffic (0: everything round the ZeroMQ ring).")
     var directMaxWorld: Int = RingOptions().directMaxWorld
 
-    @Flag(inversion: .prefixedNo, help: "Run large all-reduces over the direct links (else round the ZeroMQ ring).")
+    @Flag(inversion: .prefixedNo, help: "Run large all-reduces, all-gathers and reduce-scatters over the direct links (else round the ZeroMQ ring).")
     var directBulk = RingOptions().directBulk
 
     @Option(help: "Shared-memory payload slots per link over ipc (0: payloads inside ZeroMQ messages).")
