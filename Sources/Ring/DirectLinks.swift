@@ -215,11 +215,19 @@ final class DirectLinks {
             try check()
             let ms = deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds)
             if ms == 0 {
-                throw RingError.timedOut(waitingFor: what() + (closedIn[peer] ? " (rank \(peer) closed its direct connection)" : ""), seconds: 0)
+                throw RingError.timedOut(waitingFor: what() + closedNote(peer), seconds: 0)
             }
             var p = pollfd(fd: closedIn[peer] ? -1 : fd, events: Int16(POLLIN), revents: 0)  // closed: just sleep
             _ = poll(&p, 1, Int32(ms))
         }
+    }
+
+    /// Bytes from `peer` read ahead of the frames received so far.
+    func bufferedBytes(from peer: Int) -> Int { inbox.indices.contains(peer) ? fill[peer] - start[peer] : 0 }
+
+    /// What a timeout waiting for `peer` adds when its connection has closed.
+    private func closedNote(_ peer: Int) -> String {
+        closedIn[peer] ? " (rank \(peer) closed its direct connection)" : ""
     }
 
     /// Releases the frame `receive` returned from `peer`.
@@ -310,8 +318,7 @@ final class DirectLinks {
             let ms = deadline.remainingMilliseconds(cap: DirectLinks.pollSliceMilliseconds)
             if ms == 0 {
                 if received < limit {
-                    throw RingError.timedOut(
-                        waitingFor: "\(expected!) from rank \(prev)" + (closedIn[prev] ? " (rank \(prev) closed its direct connection)" : ""), seconds: 0)
+                    throw RingError.timedOut(waitingFor: "\(expected!) from rank \(prev)" + closedNote(prev), seconds: 0)
                 }
                 throw RingError.timedOut(waitingFor: "room to send to rank \(next)", seconds: 0)
             }

@@ -32,7 +32,7 @@ extension RingGroup {
             if w == 1 { return }
             if bulkOverDirectLinks {
                 // The all-gather half of the exchange all-reduce: blocks read straight into `output`.
-                return try exchangeSteps(out, (w - 1)..<(2 * w - 2), &link)
+                return try exchangeInPlace(out, (w - 1)..<(2 * w - 2), &link)
             }
             var i = 0
             while i < local.count {

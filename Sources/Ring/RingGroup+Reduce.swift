@@ -87,39 +87,59 @@ extension RingGroup {
     }
 
     /// The two-phase ring as lock-step exchanges with the neighbours over the direct links
-    /// (`bulkOverDirectLinks`): the same blocks, segments, messages and order of additions as above,
-    /// so the same bits, but each rank reads its predecessor's segments straight into memory —
-    /// partial sums into `staging`, then added into `buffer` in place; final blocks straight
-    /// into `buffer` — on its own thread. Over shared memory (ipc) the payloads are read from
-    /// the slot they arrived in: partial sums added from there, final blocks copied once.
-    ///
-    /// At step t (0…2W−3) rank r sends block (r−1−t) mod W and receives block (r−2−t) mod W,
-    /// which it sends on at step t+1; steps 0…W−2 reduce, the rest gather. Segment k of both blocks travel in one exchange, so sending and receiving
-    /// overlap; adding a segment overlaps the neighbours' writes into the kernel's buffers.
+    /// (`bulkOverDirectLinks`): the same blocks, segments, messages and order of additions as
+    /// above, so the same bits, but each rank reads its predecessor's segments straight into
+    /// memory — partial sums into `staging`, then added into `buffer` in place; final blocks
+    /// straight into `buffer` — on its own thread. Over shared memory (ipc) the payloads are
+    /// read from the slot they arrived in: partial sums added from there, final blocks copied
+    /// once. Steps 0…W−2 reduce, the rest gather (see `exchangeSteps`).
     /// Cost as above, with o the cost of a system call rather than of a ZeroMQ hand-off, and
     /// one pass over the data fewer in the all-gather.
     private func exchangeAllReduce(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ link: inout Link) throws {
         blocks.setEqual(n)
-        try exchangeSteps(x, 0..<(2 * worldSize - 2), &link)
+        try exchangeInPlace(x, 0..<(2 * worldSize - 2), &link)
     }
 
-    /// Steps `steps` of the exchange ring over the blocks in `blocks` of `x` (see
-    /// `exchangeAllReduce`): steps below W−1 add what they receive, the others store it.
-    func exchangeSteps(_ x: UnsafeMutablePointer<Float>, _ steps: Range<Int>, _ link: inout Link) throws {
-        let w = worldSize, r = rank, seg = segmentFloats, partial = staging.baseAddress!
+    /// Steps `steps` of the exchange ring on `x` itself (blocks in `blocks`): steps below W−1
+    /// add what they receive into `x`, the others store it there.
+    func exchangeInPlace(_ x: UnsafeMutablePointer<Float>, _ steps: Range<Int>, _ link: inout Link) throws {
+        let w = worldSize, partial = staging.baseAddress!
+        try exchangeSteps(
+            steps, &link,
+            source: { _, b, i in UnsafePointer(x + blocks.offset(b) + i) },
+            landing: { t, b, i in t < w - 1 ? partial : x + blocks.offset(b) + i },
+            arrived: { t, b, i, got, k in
+                let target = x + blocks.offset(b) + i
+                if t < w - 1 {
+                    Kernels.add(got, into: target, k)
+                } else if got != UnsafePointer(target) {
+                    memcpy(target, got, k &* 4)
+                }
+            })
+    }
+
+    /// The exchange ring over the blocks in `blocks`: at step t rank r sends block (r−1−t) mod W
+    /// and receives block (r−2−t) mod W, which it sends on at step t+1. Segment i of both blocks
+    /// travel in one exchange — sending and receiving overlap; handling a segment overlaps the
+    /// neighbours' writes into the kernel's buffers — from `source(t, block, i)` and into
+    /// `landing(t, block, i)`; the received floats, wherever the transport left them, then go
+    /// to `arrived(t, block, i, floats, count)`. Ends with no shared-memory slot held.
+    @inline(__always)
+    private func exchangeSteps(
+        _ steps: Range<Int>, _ link: inout Link,
+        source: (Int, Int, Int) -> UnsafePointer<Float>,
+        landing: (Int, Int, Int) -> UnsafeMutablePointer<Float>,
+        arrived: (Int, Int, Int, UnsafePointer<Float>, Int) -> Void
+    ) throws {
+        let w = worldSize, r = rank, seg = segmentFloats
         for t in steps {
             let out = (r + 2 * w - 1 - t) % w, into = (r + 2 * w - 2 - t) % w
-            let outCount = blocks.count(out), inCount = blocks.count(into), reducing = t < w - 1
+            let outCount = blocks.count(out), inCount = blocks.count(into)
             var i = 0
             while i < max(outCount, inCount) {
                 let m = min(seg, max(0, outCount - i)), k = min(seg, max(0, inCount - i))
-                let source = x + blocks.offset(out) + i, target = x + blocks.offset(into) + i
-                let got = try link.exchange(m > 0 ? UnsafePointer(source) : nil, m, k > 0 ? (reducing ? partial : target) : nil, k)
-                if let got, reducing {
-                    Kernels.add(got, into: target, k)
-                } else if let got, got != UnsafePointer(target) {
-                    memcpy(target, got, k &* 4)
-                }
+                let got = try link.exchange(m > 0 ? source(t, out, i) : nil, m, k > 0 ? landing(t, into, i) : nil, k)
+                if let got { arrived(t, into, i, got, k) }
                 i += seg
             }
         }
@@ -240,30 +260,20 @@ extension RingGroup {
         }
     }
 
-    /// `reduceScatter` as exchanges (`bulkOverDirectLinks`): the reduce steps of `exchangeSteps`,
-    /// with the partial sums kept in a block of scratch (`input` is read-only) — each segment
-    /// is overwritten right after the exchange that sent it — and the last step writing
-    /// `output`. Same messages and order of additions as round the ZeroMQ ring.
+    /// `reduceScatter` as exchanges (`bulkOverDirectLinks`): the reduce steps of
+    /// `exchangeSteps`, with the partial sums kept in a block of scratch (`input` is read-only)
+    /// — each segment is rewritten right after the exchange that sent it — and the last step
+    /// writing `output`. Same messages and order of additions as round the ZeroMQ ring.
     private func exchangeReduceScatter(_ x: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, _ link: inout Link) throws {
-        let w = worldSize, r = rank, seg = segmentFloats, partial = staging.baseAddress!
+        let w = worldSize, partial = staging.baseAddress!
         var largest = 0
         for b in 0..<w { largest = max(largest, blocks.count(b)) }
         let sums = blockScratch(atLeast: largest)
-        for t in 0..<(w - 1) {
-            let out = (r + 2 * w - 1 - t) % w, into = (r + 2 * w - 2 - t) % w
-            let outCount = blocks.count(out), inCount = blocks.count(into)
-            var i = 0
-            while i < max(outCount, inCount) {
-                let m = min(seg, max(0, outCount - i)), k = min(seg, max(0, inCount - i))
-                let source = t == 0 ? x + blocks.offset(out) + i : UnsafePointer(sums + i)
-                let got = try link.exchange(m > 0 ? source : nil, m, k > 0 ? partial : nil, k)
-                if let got {
-                    Kernels.sum(got, x + blocks.offset(into) + i, into: t == w - 2 ? output + i : sums + i, k)
-                }
-                i += seg
-            }
-        }
-        try link.releaseSends()  // gives back a shared-memory slot still held
+        try exchangeSteps(
+            0..<(w - 1), &link,
+            source: { t, b, i in t == 0 ? x + blocks.offset(b) + i : UnsafePointer(sums + i) },
+            landing: { _, _, _ in partial },
+            arrived: { t, b, i, got, k in Kernels.sum(got, x + blocks.offset(b) + i, into: t == w - 2 ? output + i : sums + i, k) })
     }
 
     /// The reduce-scatter half of the ring over the blocks in `blocks`: send this rank's values

@@ -227,6 +227,7 @@ final class DirectLinksTests: XCTestCase {
         nonisolated(unsafe) let shared = links
         let bytes = 1_000_000
         let received = Shared<[UInt8]>([[], []])
+        let smallSent = DispatchSemaphore(value: 0)
         let errors = runThreads(2) { r in
             let me = shared[r], peer = 1 - r
             var validator = FrameValidator(accepting: [(.ringAllReduce, bytes), (.ringDirectReduce, 4096)])
@@ -246,13 +247,16 @@ final class DirectLinksTests: XCTestCase {
                 let small = FrameHeader(type: .ringDirectReduce, generation: 4, step: 2, collective: 9, chunk: 0)
                 if r == 0 {
                     try me.send(small, UnsafeRawBufferPointer(rebasing: out[0..<100]), to: 1, deadline: .after(seconds: 10), check: {})
+                    smallSent.signal()  // the exchange below writes at once: its first bytes follow within microseconds
                 } else {
-                    usleep(100_000)
+                    smallSent.wait()
+                    usleep(200_000)
                     let (h, p) = try me.receive(from: 0, deadline: .after(seconds: 10), spinNanoseconds: 0,
                                                 validator: &validator, check: {}, waitingFor: "the small frame")
                     XCTAssertEqual(h, small)
                     XCTAssertEqual(Array(p), (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 13) })
                     me.consumed(0)
+                    XCTAssertGreaterThan(me.bufferedBytes(from: 0), 0, "the receive read the bulk frame's first bytes too")
                 }
                 try into.withUnsafeMutableBytes { dst in
                     try me.exchange(send: tag(r, 1), out, to: peer, receive: tag(peer, 1), into: dst, from: peer,
