@@ -3,13 +3,25 @@ import PackageDescription
 
 /// proclip: a progressive vision-language alignment trainer for CPU clusters.
 ///
-/// Module layout (dependencies point one way):
-///   C shims (CZmq, COpenBLAS, CLZ4, CSharedMemory, CStreams)
-///   Tensors -> Model -> Trainer -> Worker
-///   Wire -> Ring -> Worker
-///   Spawn (local child processes) -> CLI and the multi-process tests
-///   Features, Checkpoints, JobConfig -> Coordinator and Worker
-///   proclip (the CLI) on top: the only module that imports ArgumentParser.
+/// Module graph (each arrow: "is imported by"; dependencies point one way, nothing imports upward):
+///   C shims: CZmq, COpenBLAS, CLZ4, CSharedMemory, CStreams (each wrapped by one Swift module)
+///   Basics                      leaf: Monitor, Deadline, MonotonicClock, Files, FNV1a64
+///   Basics -> Tensors           slabs, BLAS, SafeTensors, random numbers, the element-wise pool
+///   Tensors -> Model            layers, losses, AdamW, the step engine
+///   Tensors -> Features         feature datasets, the sampler, the synthetic world
+///   Model, Features -> JobConfig          the YAML job config
+///   Model -> Checkpoints                  LZ4 checkpoints, the background writer
+///   JobConfig -> Job            curriculum plan, evaluation, run directory, dataset checks, TrainingError
+///   Job -> Trainer              the training loop, local and distributed executors
+///   Basics -> Wire              ZeroMQ sockets, frames and their validation
+///   Wire -> Ring                ring group, transports (ZeroMQ, direct links, in-memory), collectives
+///   Wire -> Control             the control plane's messages and sockets
+///   Control, Job, Checkpoints -> Coordinator     the job's daemon (no Trainer, no Ring)
+///   Control, Ring, Trainer, Checkpoints -> Worker   one training process
+///   Spawn                       local child processes (launch, benchmarks, multi-process tests)
+///   everything -> proclip       the CLI, the only module that imports ArgumentParser
+///
+/// Test targets mirror the modules (Tests/<Module>Tests).
 let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 /// The numeric modules are optimised in every configuration: their loops run 100–500× slower
 /// unoptimised, and unspecialised generics allocate, which would hide the allocation-free step
@@ -36,38 +48,42 @@ let package = Package(
         // Socket set-up for the ring's direct links (plain TCP and Unix stream sockets).
         .target(name: "CStreams"),
 
-        .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: numeric),
+        // Leaf: locks, deadlines, the monotonic clock, files, a content hash.
+        .target(name: "Basics", swiftSettings: v5),
+        .target(name: "Tensors", dependencies: ["COpenBLAS", "Basics"], swiftSettings: numeric),
         .target(name: "Model", dependencies: ["Tensors"], swiftSettings: numeric),
-        .target(name: "Features", dependencies: ["Tensors"], swiftSettings: numeric),
-        .target(name: "Checkpoints", dependencies: ["CLZ4", "Tensors", "Model"], swiftSettings: numeric),
-        .target(name: "JobConfig", dependencies: ["Model", "Features", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
-        .target(name: "Wire", dependencies: ["CZmq"], swiftSettings: v5),
-        .target(name: "Ring", dependencies: ["Wire", "Tensors", "CSharedMemory", "CStreams"], swiftSettings: v5),
+        .target(name: "Features", dependencies: ["Tensors", "Basics"], swiftSettings: numeric),
+        .target(name: "Checkpoints", dependencies: ["CLZ4", "Basics", "Tensors", "Model"], swiftSettings: numeric),
+        .target(name: "JobConfig", dependencies: ["Basics", "Tensors", "Model", "Features", .product(name: "Yams", package: "Yams")], swiftSettings: v5),
+        .target(name: "Wire", dependencies: ["CZmq", "Basics"], swiftSettings: v5),
+        .target(name: "Ring", dependencies: ["Basics", "Wire", "Tensors", "CSharedMemory", "CStreams"], swiftSettings: v5),
         .target(name: "Spawn", swiftSettings: v5),
-        .target(name: "Control", dependencies: ["Wire"], swiftSettings: v5),
-        .target(name: "Coordinator", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors", "Checkpoints"], swiftSettings: v5),
-        .target(name: "Worker", dependencies: ["Control", "Wire", "Ring", "Trainer", "Features", "JobConfig", "Model", "Tensors", "Checkpoints"], swiftSettings: v5),
-        .target(name: "Trainer", dependencies: ["Tensors", "Model", "Features", "JobConfig"], swiftSettings: v5),
+        .target(name: "Control", dependencies: ["Basics", "Wire"], swiftSettings: v5),
+        // The job: curriculum plan, evaluation, run directory, dataset checks, their errors.
+        .target(name: "Job", dependencies: ["Basics", "Tensors", "Model", "Features", "JobConfig"], swiftSettings: v5),
+        .target(name: "Trainer", dependencies: ["Basics", "Tensors", "Model", "Features", "JobConfig", "Job"], swiftSettings: v5),
+        .target(name: "Coordinator", dependencies: ["Basics", "Control", "Wire", "Job", "Features", "JobConfig", "Model", "Tensors", "Checkpoints"], swiftSettings: v5),
+        .target(name: "Worker", dependencies: ["Basics", "Control", "Wire", "Ring", "Job", "Trainer", "Features", "JobConfig", "Model", "Tensors", "Checkpoints"], swiftSettings: v5),
         .executableTarget(
             name: "proclip",
             dependencies: [
-                "Tensors", "Model", "JobConfig", "Features", "Trainer", "Wire", "Ring", "Spawn", "Control", "Coordinator", "Worker", "Checkpoints", "CSharedMemory",
+                "Basics", "Tensors", "Model", "JobConfig", "Features", "Job", "Trainer", "Wire", "Ring", "Spawn", "Control", "Coordinator", "Worker", "Checkpoints",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: v5),
 
         // Counts malloc calls process-wide, for the allocation-free step test.
         .target(name: "CAllocCounter", path: "Tests/Support/CAllocCounter"),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: v5),
-        .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensors", "CAllocCounter"], swiftSettings: v5),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Tensors", "JobConfig", "CAllocCounter"], swiftSettings: v5),
-        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Model", "Tensors"], swiftSettings: v5),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Basics"], swiftSettings: v5),
+        .testTarget(name: "FeaturesTests", dependencies: ["Features", "Basics", "Tensors", "CAllocCounter"], swiftSettings: v5),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Basics", "Tensors", "CAllocCounter"], swiftSettings: v5),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Basics", "Model", "Tensors"], swiftSettings: v5),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Control"], swiftSettings: v5),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Job", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
         .testTarget(name: "JobConfigTests", dependencies: ["JobConfig", "Model"], swiftSettings: v5),
         .testTarget(name: "ProclipTests", dependencies: ["proclip", "Spawn", "Control", "Ring"], exclude: ["Configs"], swiftSettings: v5),
-        .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: v5),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "Basics", "CZmq"], swiftSettings: v5),
         // The multi-process tests run the `proclip` executable that `swift test` builds beside them.
-        .testTarget(name: "RingTests", dependencies: ["Ring", "Wire", "Spawn", "CAllocCounter", "CStreams"], swiftSettings: v5),
+        .testTarget(name: "RingTests", dependencies: ["Ring", "Basics", "Wire", "Spawn", "CAllocCounter", "CStreams"], swiftSettings: v5),
     ]
 )

@@ -3,6 +3,7 @@ import Model
 import Tensors
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 /// Where training stood when a checkpoint was taken, and what it was trained on. The trainer

@@ -2,6 +2,7 @@ import Model
 import Tensors
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 /// How a `CheckpointWriter` writes.

@@ -1,4 +1,5 @@
 import Wire
+import Basics
 
 /// Asks a coordinator for its status over a DEALER socket; every wait is bounded.
 public final class StatusClient {

@@ -2,7 +2,7 @@ import Control
 import Foundation
 import Model
 import Tensors
-import Trainer
+import Job
 
 /// Parameter uploads (rank 0 sends its parameters at every phase end and at the last step) and
 /// their evaluation on a background thread, so the control loop keeps answering.

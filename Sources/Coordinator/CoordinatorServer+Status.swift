@@ -1,5 +1,4 @@
 import Control
-import Trainer
 
 extension CoordinatorServer {
     /// The status report, from the core's state and the step reports (answered at once).

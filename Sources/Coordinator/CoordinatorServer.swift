@@ -4,10 +4,10 @@ import Features
 import Foundation
 import JobConfig
 import Model
-import Ring
 import Tensors
-import Trainer
 import Wire
+import Basics
+import Job
 
 /// How the coordinator runs.
 public struct CoordinatorOptions: Sendable {

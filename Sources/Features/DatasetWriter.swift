@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Tensors
+import Basics
 
 /// Writes a feature dataset so that nothing partial is ever visible: everything goes into a
 /// staging directory `<directory>.tmp-<pid>` (each file fsynced), the manifest last, and `commit()`

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Tensors
+import Basics
 
 /// A new file written front to back, checksummed as it goes (CRC-32) and fsynced on `finish`.
 /// Used inside a staging directory that is renamed into place only when everything is written.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Tensors
+import Basics
 
 /// A whole file mapped read-only into memory (`mmap`, `MAP_SHARED`, `PROT_READ`). Pages are read
 /// on demand and shared with every other process mapping the same file. Unmapped on deinit.

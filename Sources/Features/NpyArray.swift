@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Tensors
+import Basics
 
 #if _endian(big)
 #error("proclip reads little-endian .npy data in place; big-endian hosts are not supported")

@@ -2,6 +2,7 @@ import Features
 import Model
 import Tensors
 import Yams
+import Basics
 
 /// How long a phase runs.
 public enum PhaseLength: Sendable, Equatable {

@@ -3,6 +3,7 @@ import Synchronization
 import Wire
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 /// All-reduces ranges of one contiguous gradient buffer on a dedicated communication thread

@@ -3,6 +3,7 @@ import Synchronization
 import Wire
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 /// An in-memory ring of `worldSize` ranks, one thread each, for exact and fast tests of the

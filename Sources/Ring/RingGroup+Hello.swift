@@ -1,6 +1,7 @@
 import Wire
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 extension RingGroup {

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Basics
 
 /// Element types of a safetensors file that proclip reads or writes.
 public enum DType: String, Sendable, Codable {

@@ -137,4 +137,6 @@ func wallClock() -> Double {
 
 #if canImport(Glibc)
 import Glibc
+import Basics
+import Job
 #endif

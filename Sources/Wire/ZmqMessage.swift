@@ -2,6 +2,7 @@ import CZmq
 import Synchronization
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 /// One ZeroMQ message frame (`zmq_msg_t`), kept at a fixed address and reused: a hot loop

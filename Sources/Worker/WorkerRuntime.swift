@@ -8,6 +8,7 @@ import Ring
 import Tensors
 import Trainer
 import Wire
+import Job
 
 /// How a worker runs.
 public struct WorkerOptions: Sendable {

@@ -4,6 +4,7 @@ import Tensors
 import Wire
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 /// One rank of `proclip bench collectives`: binds, tells the launcher its endpoint on standard

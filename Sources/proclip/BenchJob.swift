@@ -148,4 +148,6 @@ struct BenchJobRank: ParsableCommand {
 
 #if canImport(Glibc)
 import Glibc
+import Basics
+import Job
 #endif

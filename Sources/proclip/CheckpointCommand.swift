@@ -4,6 +4,7 @@ import Model
 import Tensors
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 /// `proclip checkpoint …`: look into, check and export checkpoint files.

@@ -3,6 +3,7 @@ import Features
 import Tensors
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 /// `proclip data …`: inspect and verify feature datasets.

@@ -2,6 +2,7 @@ import ArgumentParser
 import JobConfig
 import Model
 import Tensors
+import Basics
 
 /// `proclip grad`: one forward/backward on a given batch, written out for comparison with another
 /// implementation (the NumPy reference in Scripts/reference, or PyTorch).

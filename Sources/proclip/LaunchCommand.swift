@@ -9,6 +9,8 @@ import Trainer
 
 #if canImport(Glibc)
 import Glibc
+import Basics
+import Job
 #endif
 
 /// `proclip launch`: a coordinator and N workers on this host, one progress display.

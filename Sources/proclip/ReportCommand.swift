@@ -2,6 +2,8 @@ import ArgumentParser
 import FoundationEssentials
 import Tensors
 import Trainer
+import Basics
+import Job
 
 /// `proclip report`: one Markdown table from the eval.json of several runs (the README's
 /// comparison table).

@@ -5,6 +5,7 @@ import Trainer
 
 #if canImport(Glibc)
 import Glibc
+import Job
 #endif
 
 /// `proclip status`: what a running job is doing.

@@ -57,4 +57,5 @@ func cpuCount() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
 #if canImport(Glibc)
 import Glibc
+import Job
 #endif

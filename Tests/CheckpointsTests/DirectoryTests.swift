@@ -4,6 +4,7 @@ import Model
 import Tensors
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 /// The checkpoint directory: `latest`, newest-valid selection with fallback, retention, and the

@@ -2,6 +2,7 @@ import XCTest
 @testable import Checkpoints
 import Model
 import Tensors
+import Basics
 
 /// The file format: a round trip is bit-identical, with and without byte shuffle; the metadata
 /// comes back exactly; the payload is a safetensors file of the documented layout.

@@ -4,6 +4,7 @@ import Model
 import Tensors
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 /// A fresh directory under /tmp, removed by `cleanUp()`.

@@ -1,6 +1,7 @@
 import XCTest
 @testable import Features
 import Tensors
+import Basics
 
 /// `proclip synth`, `proclip data info` and `proclip data verify` as a user runs them.
 final class DataCLITests: XCTestCase {

@@ -1,6 +1,7 @@
 import XCTest
 @testable import Features
 import Tensors
+import Basics
 
 /// Scripts/extract_features.py writes datasets proclip accepts, resumes after an interruption, and
 /// runs its real (open_clip + LLM) path where those packages are installed — or, where they are

@@ -1,6 +1,7 @@
 import XCTest
 @testable import Features
 import Tensors
+import Basics
 
 final class NpyTests: XCTestCase {
     private func parse(_ bytes: [UInt8]) throws -> NpyHeader {

@@ -3,6 +3,7 @@ import XCTest
 import Tensors
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 /// A fresh directory under /tmp, removed by `cleanUp()`.

@@ -2,6 +2,7 @@ import Foundation
 import Ring
 import Wire
 import XCTest
+import Basics
 
 /// Timeouts, abandonment, generations and misuse: every failure is bounded and named.
 final class FailureTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import Tensors
 import XCTest
+import Basics
 
 final class SafeTensorsTests: XCTestCase {
     func sample() -> [UInt8] {

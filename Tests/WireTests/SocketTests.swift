@@ -1,6 +1,7 @@
 import CZmq
 import XCTest
 @testable import Wire
+import Basics
 
 final class SocketTests: XCTestCase {
     /// A connected PUSH → PULL pair over inproc.

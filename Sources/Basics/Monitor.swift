@@ -44,6 +44,9 @@ public final class Monitor: @unchecked Sendable {
         return Monitor.now() < nanoseconds
     }
 
+    /// With the lock held: waits for a `broadcast` or until `deadline`; false once it passed.
+    public func wait(until deadline: Deadline) -> Bool { wait(untilMonotonicNanoseconds: deadline.nanoseconds) }
+
     /// With the lock held: waits (without a time limit) until `ready()` holds.
     public func wait(until ready: () -> Bool) {
         while !ready() { pthread_cond_wait(condition, mutex) }

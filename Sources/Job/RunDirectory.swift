@@ -5,6 +5,7 @@ import Tensors
 
 #if canImport(Glibc)
 import Glibc
+import Basics
 #endif
 
 /// Everything a run writes, under one directory:

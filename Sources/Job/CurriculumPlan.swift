@@ -59,10 +59,3 @@ public struct CurriculumPlan: Sendable {
         return nil
     }
 }
-
-/// A problem that stops training, as one line.
-public struct TrainingError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
-
