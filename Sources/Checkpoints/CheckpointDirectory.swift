@@ -1,8 +1,8 @@
+import Basics
 import Model
 import Tensors
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// A directory of checkpoints: `ckpt-<step>.lz4` files (`ckpt-<step>-end.lz4` at a phase's end;

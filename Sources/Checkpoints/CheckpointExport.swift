@@ -1,8 +1,8 @@
+import Basics
 import Model
 import Tensors
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 extension CheckpointFile {

@@ -1,9 +1,9 @@
+import Basics
 import FoundationEssentials
 import Model
 import Tensors
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// Where training stood when a checkpoint was taken, and what it was trained on. The trainer

@@ -1,6 +1,6 @@
+import Basics
 import Model
 import Tensors
-import Basics
 
 /// One tensor as a checkpoint holds it.
 public struct CheckpointTensorInfo: Sendable, Equatable {

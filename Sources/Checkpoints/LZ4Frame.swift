@@ -1,8 +1,8 @@
+import Basics
 import CLZ4
 import Tensors
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// Streams bytes into one LZ4 frame written to a file descriptor: block size 4 MB, linked blocks,

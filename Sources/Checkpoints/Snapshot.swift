@@ -1,8 +1,8 @@
+import Basics
 import Model
 import Tensors
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// The state of a `ParameterStore` copied out for a save: every tensor of the plan back to back

@@ -1,5 +1,5 @@
-import Wire
 import Basics
+import Wire
 
 /// Asks a coordinator for its status over a DEALER socket; every wait is bounded.
 public final class StatusClient {

@@ -1,8 +1,8 @@
 import Control
 import Foundation
+import Job
 import Model
 import Tensors
-import Job
 
 /// Parameter uploads (rank 0 sends its parameters at every phase end and at the last step) and
 /// their evaluation on a background thread, so the control loop keeps answering.

@@ -1,13 +1,13 @@
+import Basics
 import Checkpoints
 import Control
 import Features
 import Foundation
+import Job
 import JobConfig
 import Model
 import Tensors
 import Wire
-import Basics
-import Job
 
 /// How the coordinator runs.
 public struct CoordinatorOptions: Sendable {

@@ -1,6 +1,6 @@
+import Basics
 import FoundationEssentials
 import Tensors
-import Basics
 
 /// `proclip data verify`: everything `FeatureDataset.open` checks, plus every byte: file sizes
 /// and CRC-32s against the manifest, NaN/Inf in every feature array, and `captions.jsonl` (one

@@ -1,5 +1,5 @@
-import Tensors
 import Basics
+import Tensors
 
 /// A feature dataset opened for training: the manifest, and every shard's arrays memory-mapped
 /// and checked (headers, dtypes, shapes against the manifest, file sizes). Checksums and NaN/Inf

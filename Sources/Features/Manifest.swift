@@ -1,6 +1,6 @@
+import Basics
 import FoundationEssentials
 import Tensors
-import Basics
 
 /// Which part of a dataset a shard belongs to.
 public enum Split: String, Sendable, Codable, CaseIterable {

@@ -1,5 +1,5 @@
-import Tensors
 import Basics
+import Tensors
 
 /// Element types proclip accepts in `.npy` files: little-endian only.
 public enum NpyDType: String, Sendable, Codable, CaseIterable {

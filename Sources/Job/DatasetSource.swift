@@ -1,7 +1,7 @@
+import Basics
 import Features
 import JobConfig
 import Tensors
-import Basics
 
 /// Finds a job's dataset: the config's `data.path` (or an override), generating the synthetic
 /// concept world (a simulation) there first when the directory is missing and the config

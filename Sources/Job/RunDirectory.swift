@@ -1,3 +1,4 @@
+import Basics
 import FoundationEssentials
 import JobConfig
 import Model
@@ -5,7 +6,6 @@ import Tensors
 
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// Everything a run writes, under one directory:

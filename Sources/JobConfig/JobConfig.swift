@@ -1,8 +1,8 @@
+import Basics
 import Features
 import Model
 import Tensors
 import Yams
-import Basics
 
 /// How long a phase runs.
 public enum PhaseLength: Sendable, Equatable {

@@ -1,9 +1,9 @@
-import Tensors
+import Basics
 import Synchronization
+import Tensors
 import Wire
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// All-reduces ranges of one contiguous gradient buffer on a dedicated communication thread

@@ -1,8 +1,8 @@
+import Basics
 import CStreams
 import Wire
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// The direct links of a small group: a plain stream socket (TCP, or a Unix socket for `ipc://`

@@ -1,9 +1,9 @@
-import Tensors
+import Basics
 import Synchronization
+import Tensors
 import Wire
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// An in-memory ring of `worldSize` ranks, one thread each, for exact and fast tests of the

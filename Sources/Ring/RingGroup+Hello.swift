@@ -1,7 +1,7 @@
+import Basics
 import Wire
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 extension RingGroup {

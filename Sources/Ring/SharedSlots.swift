@@ -1,8 +1,8 @@
+import Basics
 import CSharedMemory
 import Tensors
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// Payload slots in shared memory for one ring link between two processes on one host (the

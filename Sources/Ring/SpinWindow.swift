@@ -1,5 +1,5 @@
-import Wire
 import Basics
+import Wire
 
 /// The stretch of a wait spent polling (and yielding the CPU) before sleeping, as long as
 /// `RingOptions.spinMicroseconds`; it opens at the first poll that finds nothing.

@@ -1,7 +1,7 @@
+import Basics
 import Wire
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// Where a received message goes next, unchanged in size, without a copy.

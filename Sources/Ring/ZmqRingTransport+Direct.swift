@@ -1,5 +1,5 @@
-import Wire
 import Basics
+import Wire
 
 extension ZmqRingTransport {
     /// Receives the direct message tagged `tag` (its `chunk` names the sender, and the round)

@@ -1,8 +1,8 @@
+import Basics
 import Synchronization
 import Wire
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// The ring transport: receives from the predecessor on the listener's ZeroMQ PULL sockets and

@@ -1,5 +1,5 @@
-import FoundationEssentials
 import Basics
+import FoundationEssentials
 
 /// Element types of a safetensors file that proclip reads or writes.
 public enum DType: String, Sendable, Codable {

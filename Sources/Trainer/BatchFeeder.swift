@@ -1,7 +1,7 @@
 import Features
+import Job
 import JobConfig
 import Model
-import Job
 
 /// Fills a step engine's inputs with its rows of a phase's global batch, from memory-mapped
 /// shards. The batch of step k is fixed by (seed, phase, epoch, step) alone — positions

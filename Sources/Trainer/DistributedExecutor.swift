@@ -1,6 +1,6 @@
+import Basics
 import Model
 import Tensors
-import Basics
 
 /// The collectives a distributed step needs (a ring of workers implements them; see the Worker
 /// module). Counts are floats per rank, in rank order.

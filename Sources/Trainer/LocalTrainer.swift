@@ -1,4 +1,6 @@
+import Basics
 import Features
+import Job
 import JobConfig
 import Model
 import Tensors
@@ -116,6 +118,4 @@ func printErr(_ s: String) {
 
 #if canImport(Glibc)
 import Glibc
-import Basics
-import Job
 #endif

@@ -1,4 +1,6 @@
+import Basics
 import Features
+import Job
 import JobConfig
 import Model
 import Tensors
@@ -137,6 +139,4 @@ func wallClock() -> Double {
 
 #if canImport(Glibc)
 import Glibc
-import Basics
-import Job
 #endif

@@ -1,8 +1,8 @@
+import Basics
 import CZmq
 import Synchronization
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// One ZeroMQ message frame (`zmq_msg_t`), kept at a fixed address and reused: a hot loop

@@ -1,9 +1,9 @@
+import Basics
 import Control
-import Trainer
 import Foundation
 import Tensors
+import Trainer
 import Wire
-import Basics
 
 /// The worker's control thread: owns the DEALER socket to the coordinator, registers, turns
 /// incoming orders into mailbox deliveries, sends heartbeats every period and drains the outbox.

@@ -1,8 +1,8 @@
-import Tensors
+import Basics
 import Control
+import Tensors
 import Trainer
 import Wire
-import Basics
 
 /// What the control thread and the compute thread share: orders from the coordinator one way,
 /// reports the other way. Everything is read and written under one lock; the compute thread

@@ -2,13 +2,13 @@ import Checkpoints
 import Control
 import Features
 import Foundation
+import Job
 import JobConfig
 import Model
 import Ring
 import Tensors
 import Trainer
 import Wire
-import Job
 
 /// How a worker runs.
 public struct WorkerOptions: Sendable {

@@ -1,10 +1,10 @@
 import ArgumentParser
+import Basics
 import Checkpoints
 import Model
 import Tensors
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// `proclip bench checkpoint`: save and load speed and compression of a checkpoint of at least

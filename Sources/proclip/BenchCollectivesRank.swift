@@ -1,10 +1,10 @@
 import ArgumentParser
+import Basics
 import Ring
 import Tensors
 import Wire
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// One rank of `proclip bench collectives`: binds, tells the launcher its endpoint on standard

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Basics
 import Features
 import FoundationEssentials
+import Job
 import JobConfig
 import Model
 import Ring
@@ -148,6 +150,4 @@ struct BenchJobRank: ParsableCommand {
 
 #if canImport(Glibc)
 import Glibc
-import Basics
-import Job
 #endif

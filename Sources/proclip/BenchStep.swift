@@ -1,9 +1,9 @@
 import ArgumentParser
+import Basics
 import Model
 import Tensors
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// `proclip bench step`: one full training step (forward, losses, backward, AdamW) at a given

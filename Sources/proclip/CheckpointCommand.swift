@@ -1,10 +1,10 @@
 import ArgumentParser
+import Basics
 import Checkpoints
 import Model
 import Tensors
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// `proclip checkpoint …`: look into, check and export checkpoint files.

@@ -1,9 +1,9 @@
 import ArgumentParser
+import Basics
 import Features
 import Tensors
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// `proclip bench data DIR`: how fast the trainer's per-step reads and the verifier's checksum

@@ -1,9 +1,9 @@
 import ArgumentParser
+import Basics
 import Features
 import Tensors
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// `proclip data …`: inspect and verify feature datasets.

@@ -1,11 +1,11 @@
 import ArgumentParser
+import Basics
 import FoundationEssentials
+import Job
 import JobConfig
 import Model
 import Tensors
 import Trainer
-import Basics
-import Job
 
 /// `proclip eval`: retrieval, zero-shot and drift for the CLIP-text baseline and a trained model.
 struct EvalCommand: ParsableCommand {

@@ -1,8 +1,8 @@
 import ArgumentParser
+import Basics
 import JobConfig
 import Model
 import Tensors
-import Basics
 
 /// `proclip grad`: one forward/backward on a given batch, written out for comparison with another
 /// implementation (the NumPy reference in Scripts/reference, or PyTorch).

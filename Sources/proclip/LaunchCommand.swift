@@ -1,6 +1,8 @@
 import ArgumentParser
+import Basics
 import Control
 import FoundationEssentials
+import Job
 import JobConfig
 import Ring
 import Spawn
@@ -9,8 +11,6 @@ import Trainer
 
 #if canImport(Glibc)
 import Glibc
-import Basics
-import Job
 #endif
 
 /// `proclip launch`: a coordinator and N workers on this host, one progress display.

@@ -1,9 +1,9 @@
 import ArgumentParser
+import Basics
 import FoundationEssentials
+import Job
 import Tensors
 import Trainer
-import Basics
-import Job
 
 /// `proclip report`: one Markdown table from the eval.json of several runs (the README's
 /// comparison table).

@@ -1,11 +1,11 @@
 import ArgumentParser
 import Control
 import FoundationEssentials
+import Job
 import Trainer
 
 #if canImport(Glibc)
 import Glibc
-import Job
 #endif
 
 /// `proclip status`: what a running job is doing.

@@ -1,7 +1,7 @@
 import ArgumentParser
+import Basics
 import Features
 import Tensors
-import Basics
 
 /// `proclip synth`: writes the synthetic concept world, a simulation, as a feature dataset.
 struct SynthCommand: ParsableCommand {

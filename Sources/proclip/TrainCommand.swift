@@ -1,5 +1,6 @@
 import ArgumentParser
 import Features
+import Job
 import JobConfig
 import Tensors
 import Trainer
@@ -57,5 +58,4 @@ func cpuCount() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
 #if canImport(Glibc)
 import Glibc
-import Job
 #endif

@@ -2,9 +2,9 @@ import XCTest
 @testable import Checkpoints
 import Model
 import Tensors
+import Basics
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// The checkpoint directory: `latest`, newest-valid selection with fallback, retention, and the

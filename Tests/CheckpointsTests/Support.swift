@@ -2,9 +2,9 @@ import XCTest
 @testable import Checkpoints
 import Model
 import Tensors
+import Basics
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// A fresh directory under /tmp, removed by `cleanUp()`.

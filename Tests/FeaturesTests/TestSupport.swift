@@ -1,9 +1,9 @@
 import XCTest
 @testable import Features
 import Tensors
+import Basics
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// A fresh directory under /tmp, removed by `cleanUp()`.

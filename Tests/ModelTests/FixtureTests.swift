@@ -1,8 +1,8 @@
+import Basics
 import Foundation
 import Model
 import Tensors
 import XCTest
-import Basics
 
 /// The numeric core against the golden fixtures (PyTorch, float64, the official formulas):
 /// losses and features ≤ 1e-5, gradients ‖a−b‖/‖b‖ ≤ 1e-4, state after one AdamW step ≤ 1e-5.

@@ -1,8 +1,8 @@
+import Basics
 import Foundation
 import Ring
 import Wire
 import XCTest
-import Basics
 
 /// Timeouts, abandonment, generations and misuse: every failure is bounded and named.
 final class FailureTests: XCTestCase {

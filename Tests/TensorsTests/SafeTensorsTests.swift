@@ -1,7 +1,7 @@
+import Basics
 import Foundation
 import Tensors
 import XCTest
-import Basics
 
 final class SafeTensorsTests: XCTestCase {
     func sample() -> [UInt8] {

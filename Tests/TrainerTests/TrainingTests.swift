@@ -1,11 +1,11 @@
 import Features
 import Foundation
+import Job
 import JobConfig
 import Model
 import Tensors
 import Trainer
 import XCTest
-import Job
 
 /// The curriculum on a small synthetic world (a simulation): what its mechanisms must produce,
 /// determinism, and that splitting steps among owners changes nothing.
