@@ -117,3 +117,8 @@ public struct Go: Codable, Sendable, Equatable {
 
     public init(generation: UInt64) { self.generation = generation }
 }
+
+/// The version a worker states at registration; the coordinator refuses another.
+public enum ProclipInfo {
+    public static let version = "0.1.0"
+}

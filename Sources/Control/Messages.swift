@@ -124,20 +124,36 @@ public struct CheckpointNow: Codable, Sendable, Equatable {
     }
 }
 
+/// What a worker is doing, as its heartbeats report it.
+public enum WorkerState: String, Codable, Sendable, Equatable, CaseIterable {
+    /// Registered, opening its config and dataset.
+    case joining
+    /// Its dataset is open; waiting for a place in a ring.
+    case ready
+    /// Preparing or joining a generation's ring.
+    case connecting
+    /// Training in its generation.
+    case running
+    /// Its generation failed; waiting for the next one.
+    case failed
+    /// Its generation ran the last step.
+    case finished
+}
+
 /// Per-worker health and timing, sent every heartbeat period.
 public struct Heartbeat: Codable, Sendable, Equatable {
     public var workerID: UInt64
     public var generation: UInt64
     /// Global steps this worker has completed.
     public var step: Int
-    public var state: String
+    public var state: WorkerState
     /// Mean seconds per step spent computing and communicating over the last period.
     public var computeSeconds: Double
     public var commSeconds: Double
     /// All-reduce throughput (bus bandwidth) over the last period, GB/s.
     public var allreduceGBs: Double
 
-    public init(workerID: UInt64, generation: UInt64, step: Int, state: String, computeSeconds: Double, commSeconds: Double, allreduceGBs: Double) {
+    public init(workerID: UInt64, generation: UInt64, step: Int, state: WorkerState, computeSeconds: Double, commSeconds: Double, allreduceGBs: Double) {
         self.workerID = workerID
         self.generation = generation
         self.step = step

@@ -1,50 +1,52 @@
 import Basics
 import Control
 import Foundation
-import Tensors
+import Synchronization
 import Trainer
 import Wire
 
-/// The worker's control thread: owns the DEALER socket to the coordinator, registers, turns
-/// incoming orders into mailbox deliveries, sends heartbeats every period and drains the outbox.
-/// Nothing on it waits for the compute thread, and nothing on the compute thread waits for it
-/// except new orders.
-final class ControlClient: @unchecked Sendable {
+/// The worker's control thread: owns the DEALER socket to the coordinator, turns each incoming
+/// message into a core event, ticks the core (heartbeats, silence) and sends what the outbox
+/// holds. Nothing on it waits for the compute thread.
+final class ControlClient: Sendable {
     let endpoint: String
     let hello: WorkerHello
     let mailbox: Mailbox
     private let context: ZmqContext
-    private var thread: Thread?
-    private let done = Monitor()
-    private var finished = false
-    private var stopRequested = false
-    /// Give up when the coordinator has not been reachable for this long.
-    let silenceLimit: Double
+    /// `finishing`: asked to send what is queued and end; `finished`: the thread has ended.
+    private let lifecycle = Mutex((finishing: false, finished: false))
+    private let ended = Doorbell()
+    /// How long one wait for a message lasts; step reports leave at least this often.
+    private let pollMilliseconds = 20
 
-    init(endpoint: String, hello: WorkerHello, mailbox: Mailbox, silenceLimit: Double = 120) throws {
+    init(endpoint: String, hello: WorkerHello, mailbox: Mailbox) throws {
         self.endpoint = endpoint
         self.hello = hello
         self.mailbox = mailbox
-        self.silenceLimit = silenceLimit
         context = try ZmqContext(ioThreads: 1)
     }
 
     func start() {
         let t = Thread { [self] in
-            do { try run() } catch { mailbox.deliver(controlError: "control connection to \(endpoint): \(error)") }
-            done.withLock { finished = true; done.broadcast() }
+            do { try run() } catch {
+                let text = "\(error)"
+                mailbox.handle { $0.onControlError(text) }
+            }
+            lifecycle.withLock { $0.finished = true }
+            ended.ring()
         }
         t.name = "proclip-control"
-        thread = t
         t.start()
     }
 
     /// Asks the thread to send what is queued and end; waits up to `seconds`.
     func finish(within seconds: Double) {
-        done.withLock { stopRequested = true }
+        lifecycle.withLock { $0.finishing = true }
         let deadline = Deadline.after(seconds: seconds)
-        done.withLock {
-            while !finished { if !done.wait(until: deadline) { break } }
+        while true {
+            let ticket = ended.ticket()
+            if lifecycle.withLock({ $0.finished }) || deadline.hasPassed { break }
+            ended.wait(after: ticket, until: deadline)
         }
         context.terminate()
     }
@@ -57,86 +59,85 @@ final class ControlClient: @unchecked Sendable {
         try socket.set(.reconnectInterval(100, max: 2000))
         try socket.connect(endpoint)
         let channel = ControlSocket(socket: socket, accepting: ControlLimits.workerAccepts)
-        try channel.send(.register, hello)
-        var lastHeartbeat = 0.0
-        var lastHeard = MonotonicClock.now()
-        var period = 1.0
+        mailbox.handle { [hello] in $0.onStart(hello, now: MonotonicClock.now()) }
         while true {
-            let stopping = done.withLock { stopRequested }
-            if stopping && mailbox.outboxIsEmpty { return }
-            if try channel.wait(milliseconds: 20) {
-                while let m = try channel.receive() {
-                    lastHeard = MonotonicClock.now()
-                    switch m.header.type {
-                    case .welcome:
-                        if let w = m.decode(Welcome.self) {
-                            period = w.heartbeatSeconds
-                            mailbox.deliver(welcome: w)
-                        } else { channel.noteMalformed() }
-                    case .refuse:
-                        if let r = m.decode(Refusal.self) { mailbox.deliver(refusal: r.reason) } else { channel.noteMalformed() }
-                    case .assign:
-                        if let a = m.decode(Assignment.self) { mailbox.deliver(assignment: a) } else { channel.noteMalformed() }
-                    case .checkpointNow:
-                        if let c = m.decode(CheckpointNow.self) { mailbox.deliver(checkpointNow: c) } else { channel.noteMalformed() }
-                    case .go:
-                        if let g = m.decode(Go.self) { mailbox.deliver(go: g) } else { channel.noteMalformed() }
-                    case .lease:
-                        if let l = m.decode(Lease.self) { mailbox.deliver(lease: l) } else { channel.noteMalformed() }
-                    case .stop:
-                        if let s = m.decode(Stop.self) { mailbox.deliver(stop: s.reason) } else { channel.noteMalformed() }
-                    default:
-                        channel.noteMalformed()
-                    }
-                }
+            if lifecycle.withLock({ $0.finishing }) && mailbox.outboxIsEmpty { return }
+            if try channel.wait(milliseconds: pollMilliseconds) {
+                while let m = try channel.receive() { deliver(m, channel: channel) }
             }
-            let now = MonotonicClock.now()
-            if let w = mailbox.monitor.withLock({ mailbox.welcome }), now - lastHeartbeat >= period {
-                lastHeartbeat = now
-                let h = mailbox.readHealth()
-                try channel.send(.heartbeat, Heartbeat(workerID: w.workerID, generation: h.generation, step: h.step, state: h.state,
-                                                       computeSeconds: h.computeSeconds, commSeconds: h.commSeconds,
-                                                       allreduceGBs: h.allreduceGBs), generation: h.generation, step: h.step)
-            }
-            // Step reports travel in batches (one message per wake-up of this thread, every ≤ 20 ms),
-            // so the coordinator handles a few messages a second however short the steps are.
-            var reports: [StepReport] = []
-            for out in mailbox.takeOutbox() {
-                if case .stepReport(let r) = out {
-                    reports.append(r)
-                    continue
-                }
-                if case .stepOutcome(let o, let g) = out {
-                    reports.append(StepReport(outcome: o, generation: g))
-                    continue
-                }
-                if !reports.isEmpty { try channel.send(.stepReport, reports, generation: reports[0].generation, step: reports.last!.step); reports = [] }
-                try send(out, on: channel)
-            }
-            if !reports.isEmpty { try channel.send(.stepReport, reports, generation: reports[0].generation, step: reports.last!.step) }
-            if now - lastHeard > silenceLimit && mailbox.monitor.withLock({ mailbox.stop == nil }) {
-                mailbox.deliver(controlError: "no word from the coordinator at \(endpoint) for \(Int(silenceLimit)) s")
-                lastHeard = now
-            }
+            mailbox.handle { $0.onTick(now: MonotonicClock.now()) }
+            try drainOutbox(channel)
         }
     }
 
-    private func send(_ out: Mailbox.Outgoing, on channel: ControlSocket) throws {
-        switch out {
+    /// One message from the coordinator, as a core event (a malformed one is counted).
+    private func deliver(_ m: ControlMessage, channel: ControlSocket) {
+        let now = MonotonicClock.now()
+        func on<T: Decodable>(_ type: T.Type, _ event: (inout WorkerCore, T) -> [WorkerCore.Directive]) {
+            guard let value = m.decode(T.self) else {
+                channel.noteMalformed()
+                mailbox.handle { $0.onUnreadable(now: now); return [] }
+                return
+            }
+            mailbox.handle { event(&$0, value) }
+        }
+        switch m.header.type {
+        case .welcome: on(Welcome.self) { $0.onWelcome($1, now: now) }
+        case .refuse: on(Refusal.self) { $0.onRefusal($1, now: now) }
+        case .assign: on(Assignment.self) { $0.onAssignment($1, now: now) }
+        case .checkpointNow: on(CheckpointNow.self) { $0.onCheckpointNow($1, now: now) }
+        case .go: on(Go.self) { $0.onGo($1, now: now) }
+        case .lease: on(Lease.self) { $0.onLease($1, now: now) }
+        case .stop: on(Stop.self) { $0.onStop($1, now: now) }
+        default:
+            channel.noteMalformed()
+            mailbox.handle { $0.onUnreadable(now: now); return [] }
+        }
+    }
+
+    /// Sends what is queued, in order. Step reports travel in batches (one message per wake-up of
+    /// this thread, every ≤ 20 ms), so the coordinator handles a few messages a second however
+    /// short the steps are.
+    private func drainOutbox(_ channel: ControlSocket) throws {
+        var reports: [StepReport] = []
+        func flushReports() throws {
+            guard let first = reports.first, let last = reports.last else { return }
+            try channel.send(.stepReport, reports, generation: first.generation, step: last.step)
+            reports = []
+        }
+        for out in mailbox.takeOutbox() {
+            if case .stepOutcome(let o, let g) = out {
+                reports.append(StepReport(outcome: o, generation: g))
+                continue
+            }
+            try flushReports()
+            switch out {
+            case .message(let m): try send(m, on: channel)
+            case .params(let header, let bytes): try sendParams(header, bytes, on: channel)
+            case .stepOutcome: break
+            }
+        }
+        try flushReports()
+    }
+
+    private func send(_ m: WorkerMessage, on channel: ControlSocket) throws {
+        switch m {
+        case .register(let h): try channel.send(.register, h)
         case .ready(let r): try channel.send(.ready, r)
         case .bound(let b): try channel.send(.bound, b, generation: b.generation)
-        case .stepReport(let r): try channel.send(.stepReport, [r], generation: r.generation, step: r.step)
-        case .stepOutcome(let o, let g): try channel.send(.stepReport, [StepReport(outcome: o, generation: g)], generation: g, step: o.globalStep)
+        case .heartbeat(let h): try channel.send(.heartbeat, h, generation: h.generation, step: h.step)
         case .failure(let f): try channel.send(.failure, f, generation: f.generation, step: f.step)
-        case .checkpoint(let c): try channel.send(.checkpointWritten, c, step: c.step)
+        case .checkpointWritten(let c): try channel.send(.checkpointWritten, c, step: c.step)
         case .leave(let l): try channel.send(.leave, l)
-        case .params(let header, let bytes):
-            try channel.send(.paramsHeader, header, step: header.step)
-            let size = ControlLimits.paramsChunk
-            for k in 0..<header.chunks {
-                let lo = k * size, hi = min(lo + size, bytes.count)
-                try channel.sendRaw(.paramsChunk, Array(bytes[lo..<hi]), step: header.step, chunk: k)
-            }
+        }
+    }
+
+    private func sendParams(_ header: ParamsHeader, _ bytes: [UInt8], on channel: ControlSocket) throws {
+        try channel.send(.paramsHeader, header, step: header.step)
+        let size = ControlLimits.paramsChunk
+        for k in 0..<header.chunks {
+            let lo = k * size, hi = min(lo + size, bytes.count)
+            try channel.sendRaw(.paramsChunk, Array(bytes[lo..<hi]), step: header.step, chunk: k)
         }
     }
 }

@@ -1,121 +1,92 @@
 import Basics
 import Control
-import Tensors
+import Synchronization
 import Trainer
-import Wire
 
-/// What the control thread and the compute thread share: orders from the coordinator one way,
-/// reports the other way. Everything is read and written under one lock; the compute thread
-/// waits on it for orders with a deadline.
-final class Mailbox: @unchecked Sendable {
-    /// A message for the coordinator.
-    enum Outgoing {
-        case ready(Ready)
-        case bound(Bound)
-        case stepReport(StepReport)
-        /// A finished step, formatted into a `StepReport` by the control thread.
+/// What the control thread and the compute thread share: the worker's core, the messages waiting
+/// for the coordinator, and the hook that breaks a ring out of its waits — all behind one
+/// `Mutex`, so no field can be read without it. A `Doorbell` wakes the compute thread when an
+/// event may have given it work; it holds no state of its own.
+final class Mailbox: Sendable {
+    /// A message for the coordinator, as the control thread sends it.
+    enum Outgoing: Sendable {
+        case message(WorkerMessage)
+        /// A finished step, formatted into a `StepReport` by the control thread (off the step's path).
         case stepOutcome(StepOutcome, generation: UInt64)
-        case failure(FailureReport)
+        /// Parameters for evaluation: a header, then the bytes in chunks.
         case params(ParamsHeader, [UInt8])
-        case checkpoint(CheckpointWritten)
-        case leave(Leave)
     }
 
-    /// This worker's condition, for heartbeats.
-    struct Health {
-        var generation: UInt64 = 0
-        var step = 0
-        var state = "joining"
-        var computeSeconds = 0.0
-        var commSeconds = 0.0
-        var allreduceGBs = 0.0
+    private struct Shared {
+        var core: WorkerCore
+        var outbox: [Outgoing] = []
+        /// Breaks the current generation's collectives out of their waits (set by the compute
+        /// thread while it holds a ring; called by whichever thread delivers a newer assignment
+        /// or a stop).
+        var abandon: (@Sendable () -> Void)?
     }
 
-    let monitor = Monitor()
-    private(set) var welcome: Welcome?
-    private(set) var refusal: String?
-    private(set) var assignment: Assignment?
-    private(set) var lease: Lease?
-    /// The newest generation told to connect.
-    private(set) var goGeneration: UInt64 = 0
-    private var checkpointRequest: CheckpointNow?
-    private(set) var stop: String?
-    private(set) var controlError: String?
-    private var outbox: [Outgoing] = []
-    /// Breaks the current generation's collectives out of their waits (a newer generation or a
-    /// stop made them pointless). Set by the compute thread; called on the control thread.
-    private var abandonCurrent: (@Sendable () -> Void)?
-    var health = Health()
+    private let shared: Mutex<Shared>
+    private let bell = Doorbell()
+    private let log: @Sendable (String) -> Void
 
-    // Control thread → compute thread.
-    func deliver(welcome w: Welcome) { monitor.withLock { welcome = w; monitor.broadcast() } }
-    func deliver(refusal r: String) { monitor.withLock { refusal = r; monitor.broadcast() } }
-    func deliver(assignment a: Assignment) {
-        let hook = monitor.withLock { () -> (@Sendable () -> Void)? in
-            let newer = a.generation > (assignment?.generation ?? 0)
-            assignment = a
-            monitor.broadcast()
-            return newer ? abandonCurrent : nil
+    init(core: WorkerCore, log: @escaping @Sendable (String) -> Void) {
+        shared = Mutex(Shared(core: core))
+        self.log = log
+    }
+
+    /// Runs an event on the core and carries out what can be done from any thread: messages go
+    /// to the outbox, the ring is abandoned, log lines are written, the compute thread is woken.
+    /// Returns the directives only the compute thread can carry out (in order).
+    @discardableResult
+    func handle(_ event: (inout WorkerCore) -> [WorkerCore.Directive]) -> [WorkerCore.Directive] {
+        var abandon: (@Sendable () -> Void)?
+        var lines: [String] = []
+        let rest = shared.withLock { s -> [WorkerCore.Directive] in
+            var rest: [WorkerCore.Directive] = []
+            for d in event(&s.core) {
+                switch d {
+                case .send(let m): s.outbox.append(.message(m))
+                case .abandonRing: abandon = s.abandon
+                case .log(let text): lines.append(text)
+                default: rest.append(d)
+                }
+            }
+            return rest
         }
-        hook?()
+        abandon?()
+        for l in lines { log(l) }
+        bell.ring()
+        return rest
     }
 
-    /// Sets (or clears) what breaks the current generation's collectives.
-    func setAbandon(_ hook: (@Sendable () -> Void)?) { monitor.withLock { abandonCurrent = hook } }
-    func deliver(lease l: Lease) {
-        monitor.withLock {
-            if l.generation == assignment?.generation, lease?.generation != l.generation || l.leaseEnd >= lease!.leaseEnd { lease = l }
-            monitor.broadcast()
-        }
-    }
-    func deliver(checkpointNow c: CheckpointNow) { monitor.withLock { checkpointRequest = c } }
-    func deliver(go g: Go) { monitor.withLock { goGeneration = max(goGeneration, g.generation); monitor.broadcast() } }
-    func deliver(stop s: String) {
-        let hook = monitor.withLock { () -> (@Sendable () -> Void)? in
-            if stop == nil { stop = s }
-            monitor.broadcast()
-            return abandonCurrent
-        }
-        hook?()
-    }
-    func deliver(controlError e: String) { monitor.withLock { controlError = e; monitor.broadcast() } }
+    /// Reads the core.
+    func read<T>(_ body: (WorkerCore) -> T) -> T { shared.withLock { body($0.core) } }
 
-    // Compute thread → control thread.
-    func post(_ m: Outgoing) { monitor.withLock { outbox.append(m) } }
+    /// Queues a message that carries data the core does not hold (a step outcome, parameters).
+    func post(_ m: Outgoing) { shared.withLock { $0.outbox.append(m) } }
+
+    /// Takes every queued message, oldest first.
     func takeOutbox() -> [Outgoing] {
-        monitor.withLock {
-            let out = outbox
-            outbox.removeAll(keepingCapacity: true)
+        shared.withLock { s in
+            let out = s.outbox
+            s.outbox.removeAll(keepingCapacity: true)
             return out
         }
     }
-    var outboxIsEmpty: Bool { monitor.withLock { outbox.isEmpty } }
-    func setHealth(_ body: (inout Health) -> Void) { monitor.withLock { body(&health) } }
-    func readHealth() -> Health { monitor.withLock { health } }
 
-    /// Waits until `ready(self)` holds (checked under the lock) or `deadline`; returns whether it holds.
-    func wait(until deadline: Deadline, _ ready: (Mailbox) -> Bool) -> Bool {
-        monitor.withLock {
-            while !ready(self) {
-                if !monitor.wait(until: deadline) { return ready(self) }
-            }
-            return true
-        }
-    }
+    var outboxIsEmpty: Bool { shared.withLock { $0.outbox.isEmpty } }
 
-    /// The lease end for `generation` (the assignment's until a lease extends it).
-    func leaseEnd(for generation: UInt64) -> Int? {
-        guard let a = assignment, a.generation == generation else { return nil }
-        if let l = lease, l.generation == generation { return max(l.leaseEnd, a.leaseEnd) }
-        return a.leaseEnd
-    }
+    /// Sets (or clears) what breaks the current generation's collectives.
+    func setAbandon(_ hook: (@Sendable () -> Void)?) { shared.withLock { $0.abandon = hook } }
 
-    /// Takes a pending request for a checkpoint of `generation` (true once per request).
-    func takeCheckpointRequest(for generation: UInt64) -> Bool {
-        monitor.withLock {
-            guard let r = checkpointRequest, r.generation == generation else { return false }
-            checkpointRequest = nil
-            return true
+    /// The compute thread's next task: asks the core, and while it has none waits for an event,
+    /// each wait at most `slice` seconds (time-based moves are re-checked after each).
+    func nextTask(slice: Double, now: () -> Double) -> WorkerCore.Task {
+        while true {
+            let ticket = bell.ticket()
+            if let task = shared.withLock({ $0.core.nextTask(now: now()) }) { return task }
+            bell.wait(after: ticket, until: .after(seconds: slice))
         }
     }
 }
