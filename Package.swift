@@ -79,6 +79,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Basics", "Tensors", "CAllocCounter"], swiftSettings: v5),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Basics", "Model", "Tensors"], swiftSettings: v5),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Control"], swiftSettings: v5),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Control"], swiftSettings: v5),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Job", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
         .testTarget(name: "JobConfigTests", dependencies: ["JobConfig", "Model"], swiftSettings: v5),
         .testTarget(name: "ProclipTests", dependencies: ["proclip", "Spawn", "Control", "Ring"], exclude: ["Configs"], swiftSettings: v5),
