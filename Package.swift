@@ -74,6 +74,7 @@ let package = Package(
 
         // Counts malloc calls process-wide, for the allocation-free step test.
         .target(name: "CAllocCounter", path: "Tests/Support/CAllocCounter"),
+        .testTarget(name: "BasicsTests", dependencies: ["Basics"], swiftSettings: v5),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Basics"], swiftSettings: v5),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Basics", "Tensors", "CAllocCounter"], swiftSettings: v5),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Basics", "Tensors", "CAllocCounter"], swiftSettings: v5),

@@ -70,6 +70,7 @@ extension WorkerCore {
         let every = a.checkpoint.every
         if !a.checkpoint.directory.isEmpty,
            phaseEnd || (every > 0 && s % every == 0) || takeCheckpointRequest(for: g) {
+            savesInFlight += 1
             out.append(.saveCheckpoint(step: s, phaseEnd: phaseEnd))
         }
         out.append(.reportStep(generation: g))
@@ -86,12 +87,22 @@ extension WorkerCore {
 
     /// A checkpoint was written (rank 0's background writer).
     public mutating func onCheckpointSaved(step: Int, path: String) -> [Directive] {
-        [.send(.checkpointWritten(CheckpointWritten(step: step, path: path)))]
+        savesInFlight = max(0, savesInFlight - 1)
+        return [.send(.checkpointWritten(CheckpointWritten(step: step, path: path)))]
     }
 
     /// A checkpoint could not be written; training goes on (the next one may succeed).
     public mutating func onCheckpointFailed(step: Int, error: String) -> [Directive] {
-        [.log("checkpoint of step \(step) failed: \(error)")]
+        savesInFlight = max(0, savesInFlight - 1)
+        return [.log("checkpoint of step \(step) failed: \(error)")]
+    }
+
+    /// A `checkpoint` or `awaitCheckpoints` task is done: every write has been reported.
+    public mutating func onCheckpointsFlushed(_ g: UInt64) -> [Directive] {
+        guard case .checkpointing(let running, let step) = stage, running == g else { return [] }
+        savesInFlight = 0
+        stage = .training(g, step: step)
+        return []
     }
 
     /// A `train` task ended at global step `step` (its range done, or superseded between steps).

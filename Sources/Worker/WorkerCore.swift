@@ -53,6 +53,8 @@ public struct WorkerCore: Sendable {
         case joining(UInt64)
         case training(UInt64, step: Int)
         case stepping(UInt64, step: Int)
+        /// Waiting at a lease end for checkpoints (asked for, or still being written) to be reported.
+        case checkpointing(UInt64, step: Int)
         case exited(Int32)
     }
 
@@ -68,6 +70,13 @@ public struct WorkerCore: Sendable {
         /// Run global steps `from ..< to` of `generation`, calling `onStep` after each and asking
         /// `isSuperseded` before each; then report `onTrained` or `onTrainFailed`.
         case train(generation: UInt64, from: Int, to: Int)
+        /// Between leases (no step to run): write a checkpoint of the state after global step
+        /// `step` (rank 0, asked for one), wait for every write in flight and report them; then
+        /// report `onCheckpointsFlushed`.
+        case checkpoint(generation: UInt64, step: Int)
+        /// Between leases: wait for the checkpoint writes in flight and report them; then report
+        /// `onCheckpointsFlushed`.
+        case awaitCheckpoints(generation: UInt64)
         /// Leave the ring in progress if any, and exit with `code`; `reason` is logged.
         case exit(code: Int32, reason: String)
     }
@@ -154,6 +163,8 @@ public struct WorkerCore: Sendable {
     var lastHeard: Double
     var lastHeartbeat = -Double.infinity
     var heartbeatPeriod = 1.0
+    /// Checkpoints directed (rank 0) whose outcome has not come back yet.
+    var savesInFlight = 0
     /// Step timings summed since the heartbeat averages were last updated.
     var timing = (sum: StepTiming(), steps: 0)
 
@@ -283,7 +294,7 @@ public struct WorkerCore: Sendable {
     /// The idle compute thread's next task (nil: nothing yet; ask again after a wake-up).
     public mutating func nextTask(now: Double) -> Task? {
         switch stage {
-        case .openingData, .preparing, .joining, .stepping, .exited:
+        case .openingData, .preparing, .joining, .stepping, .checkpointing, .exited:
             return nil  // a task is out, or the worker has ended
         case .registering, .standby:
             if let r = refusal { return exit(2, "refused: \(r)") }
@@ -311,10 +322,24 @@ public struct WorkerCore: Sendable {
             if (assignment?.generation ?? 0) > g { return prepareNewer() }
             guard let a = assignment, step < a.totalSteps else { return nil }
             let end = min(leaseEnd, a.totalSteps)
-            guard end > step else { return nil }
-            stage = .stepping(g, step: step)
-            return .train(generation: g, from: step, to: end)
-        case .openingData, .preparing, .joining, .stepping, .exited:
+            if end > step {
+                stage = .stepping(g, step: step)
+                return .train(generation: g, from: step, to: end)
+            }
+            // Waiting for a lease: a checkpoint asked for now cannot wait for the next step (a
+            // stopping coordinator extends no lease), nor can a write in flight wait to be reported.
+            if a.rank == 0, !a.checkpoint.directory.isEmpty, checkpointRequest == g {
+                checkpointRequest = nil
+                savesInFlight += 1
+                stage = .checkpointing(g, step: step)
+                return .checkpoint(generation: g, step: step)
+            }
+            if savesInFlight > 0 {
+                stage = .checkpointing(g, step: step)
+                return .awaitCheckpoints(generation: g)
+            }
+            return nil
+        case .openingData, .preparing, .joining, .stepping, .checkpointing, .exited:
             return nil
         }
     }

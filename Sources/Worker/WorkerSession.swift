@@ -64,6 +64,11 @@ final class WorkerSession {
         case .prepare(let a): try prepare(a)
         case .join(let a): try join(a)
         case .train(let g, let from, let to): try train(g, from: from, to: to)
+        case .checkpoint(let g, let step):
+            if let ring, ring.assignment.generation == g { save(ring, stepsDone: step, phaseEnd: nil) }
+            flushCheckpoints(g)
+        case .awaitCheckpoints(let g):
+            flushCheckpoints(g)
         case .exit(let code, let reason):
             leaveRing()
             log(reason)
@@ -200,16 +205,8 @@ final class WorkerSession {
     private func run(_ directives: [WorkerCore.Directive], step o: StepOutcome? = nil) {
         for d in directives {
             switch d {
-            case .saveCheckpoint(_, let phaseEnd):
-                guard let o, let ring, let writer = ring.writer, let job else { continue }
-                let next = o.phase.position(ofStep: o.phaseStep + 1)
-                _ = writer.save(job.store, meta: CheckpointMeta(
-                    step: o.globalStep, phaseIndex: o.phase.index, phaseName: o.phase.config.name, phaseStep: o.phaseStep + 1,
-                    phaseEnd: phaseEnd, epoch: next.epoch, epochStep: next.step, optimizerStep: ring.loop.optimizerSteps, rngState: [],
-                    config: job.config.text, configHash: job.config.hash, manifestHash: job.dataset.manifest.contentHash,
-                    extra: ["world": "\(ring.assignment.world)", "generation": "\(ring.assignment.generation)",
-                            "metrics": ring.recentMetrics.map(\.json).joined(separator: "\n")]))
-                ring.recentMetrics.removeAll(keepingCapacity: true)
+            case .saveCheckpoint(let step, let phaseEnd):
+                if let ring { save(ring, stepsDone: step, phaseEnd: phaseEnd) }
             case .reportStep(let g):
                 if let o { mailbox.post(.stepOutcome(o, generation: g)) }
             case .upload(let step, let phase, let final):
@@ -220,6 +217,26 @@ final class WorkerSession {
                 break  // carried out by the mailbox
             }
         }
+    }
+
+    /// Starts writing the state after global step `s` (rank 0; in the background).
+    private func save(_ ring: GenerationRing, stepsDone s: Int, phaseEnd: Bool?) {
+        guard let writer = ring.writer, let job, let (phase, k) = ring.loop.plan.locate(globalStep: s - 1) else { return }
+        let next = phase.position(ofStep: k + 1)
+        _ = writer.save(job.store, meta: CheckpointMeta(
+            step: s, phaseIndex: phase.index, phaseName: phase.config.name, phaseStep: k + 1,
+            phaseEnd: phaseEnd ?? (k + 1 == phase.steps), epoch: next.epoch, epochStep: next.step,
+            optimizerStep: ring.loop.optimizerSteps, rngState: [],
+            config: job.config.text, configHash: job.config.hash, manifestHash: job.dataset.manifest.contentHash,
+            extra: ["world": "\(ring.assignment.world)", "generation": "\(ring.assignment.generation)",
+                    "metrics": ring.recentMetrics.map(\.json).joined(separator: "\n")]))
+        ring.recentMetrics.removeAll(keepingCapacity: true)
+    }
+
+    /// Waits for the checkpoint writes in flight and reports them.
+    private func flushCheckpoints(_ g: UInt64) {
+        let outcomes = ring?.writer?.finish() ?? []
+        run(mailbox.handle { core in outcomes.flatMap { core.on($0) } + core.onCheckpointsFlushed(g) })
     }
 
     /// Sends the parameters (and the EMA teacher) of `step` to the coordinator.

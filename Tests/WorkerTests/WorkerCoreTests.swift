@@ -173,7 +173,7 @@ final class WorkerCoreTests: XCTestCase {
 
     func testStepsRunAsFarAsTheLeaseAllows() {
         var c = core()
-        let a = assignment(1, lease: 10)
+        let a = assignment(1, lease: 10, directory: "")
         training(&c, a)
         XCTAssertEqual(c.nextTask(now: 5), .train(generation: 1, from: 0, to: 10))
         _ = run(&c, 1, 0..<10)
@@ -245,6 +245,44 @@ final class WorkerCoreTests: XCTestCase {
         _ = c.onCheckpointNow(CheckpointNow(generation: 1, reason: "the coordinator is stopping"), now: 5)
         XCTAssertTrue(run(&c, 1, 4..<5)[5]!.contains(.saveCheckpoint(step: 5, phaseEnd: false)))
         XCTAssertFalse(run(&c, 1, 5..<6)[6]!.contains(.saveCheckpoint(step: 6, phaseEnd: false)), "once")
+    }
+
+    func testACheckpointAskedForAtALeaseEndIsWrittenWithoutAStep() {
+        var c = core()
+        training(&c, assignment(1, lease: 10, every: 0))
+        _ = c.nextTask(now: 5)
+        _ = run(&c, 1, 0..<10)
+        _ = c.onTrained(1, step: 10)
+        XCTAssertNil(c.nextTask(now: 6), "waiting for a lease")
+        _ = c.onCheckpointNow(CheckpointNow(generation: 1, reason: "the coordinator is stopping"), now: 6)
+        XCTAssertEqual(c.nextTask(now: 6), .checkpoint(generation: 1, step: 10), "a stopping coordinator extends no lease")
+        XCTAssertNil(c.nextTask(now: 6), "being written")
+        XCTAssertEqual(sends(c.onCheckpointSaved(step: 10, path: "/ckpt/10.lz4")), [.checkpointWritten(CheckpointWritten(step: 10, path: "/ckpt/10.lz4"))])
+        _ = c.onCheckpointsFlushed(1)
+        XCTAssertEqual(c.stage, .training(1, step: 10))
+        XCTAssertNil(c.nextTask(now: 7), "once")
+        _ = c.onLease(Lease(generation: 1, leaseEnd: 20), now: 7)
+        XCTAssertEqual(c.nextTask(now: 7), .train(generation: 1, from: 10, to: 20))
+    }
+
+    func testAWriteStillInFlightAtALeaseEndIsAwaitedAndReported() {
+        var c = core()
+        training(&c, assignment(1, lease: 8, every: 8))
+        _ = c.nextTask(now: 5)
+        XCTAssertTrue(run(&c, 1, 0..<8)[8]!.contains(.saveCheckpoint(step: 8, phaseEnd: false)))
+        _ = c.onTrained(1, step: 8)
+        XCTAssertEqual(c.nextTask(now: 6), .awaitCheckpoints(generation: 1))
+        _ = c.onCheckpointSaved(step: 8, path: "/ckpt/8.lz4")
+        _ = c.onCheckpointsFlushed(1)
+        XCTAssertNil(c.nextTask(now: 6), "nothing left in flight")
+
+        var other = core()
+        training(&other, assignment(1, rank: 1, lease: 10, every: 0))
+        _ = other.nextTask(now: 5)
+        _ = run(&other, 1, 0..<10)
+        _ = other.onTrained(1, step: 10)
+        _ = other.onCheckpointNow(CheckpointNow(generation: 1, reason: "x"), now: 6)
+        XCTAssertNil(other.nextTask(now: 6), "only rank 0 checkpoints")
     }
 
     func testCheckpointOutcomesReachTheCoordinatorOrTheLog() {
