@@ -21,12 +21,20 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "A config of this worker's own, refused if it differs from the coordinator's.") var config: String?
     @Option(help: "Data-plane endpoint to bind (default: tcp://<address toward the coordinator>:*). An ipc://PATH endpoint serves a predecessor on this host: its payloads then arrive through shared memory.") var bind: String?
     @Option(help: "Seconds a collective waits for a peer before the step fails.") var ringTimeout: Double = 30
+    @Option(help: "Seconds without word from the coordinator (it answers every heartbeat) before the worker gives up with status 1.")
+    var coordinatorTimeout: Double = 60
+    @Option(help: "Seconds to wait, once bound for a new generation, for every other member to bind; then the generation is reported failed.")
+    var fenceTimeout: Double = 300
     @Option(help: "All-reduce gradient buckets during backward: auto (when the gradients fill two 4 MiB buckets), on, off (one all-reduce after backward).")
     var overlap: GradientOverlap = .auto
     @Flag(help: "Only errors on stderr.") var quiet = false
 
     func validate() throws {
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        for (name, value) in [("--ring-timeout", ringTimeout), ("--coordinator-timeout", coordinatorTimeout), ("--fence-timeout", fenceTimeout)]
+        where !(value > 0 && value.isFinite) {
+            throw ValidationError("\(name) must be a positive number of seconds")
+        }
         if !coordinator.hasPrefix("tcp://") && !coordinator.hasPrefix("ipc://") {
             throw ValidationError("--coordinator must be tcp://HOST:PORT or ipc://PATH")
         }
@@ -41,6 +49,8 @@ struct WorkerCommand: ParsableCommand {
         options.config = try config.map { try JobConfig.load(path: $0) }
         options.bind = bind
         options.ringTimeout = ringTimeout
+        options.silenceLimit = coordinatorTimeout
+        options.fenceTimeout = fenceTimeout
         options.verbose = !quiet
         options.overlap = overlap
         let worker = WorkerRuntime(options: options)
