@@ -5,26 +5,31 @@ import Glibc
 
 /// How a process run to completion ended, and everything it wrote.
 public struct Finished: Sendable {
+    /// Its exit code, or the signal that ended it.
     public let status: ExitStatus
+    /// Its standard output, every byte.
     public let stdout: String
+    /// Its standard error, every byte.
     public let stderr: String
 }
 
 /// Starts `executable` (a path, or a program name looked up on PATH) with `arguments` in
-/// `directory`, its standard input closed; read its output with `readLine`, end it with `send`.
-/// A `Spawn.ChildProcess`: signals unblocked in the child, so SIGTERM and SIGINT reach it.
-public func startProcess(_ executable: String, _ arguments: [String], directory: String? = repositoryRoot) throws -> ChildProcess {
-    let child = try ChildProcess(executable: env, arguments: try envArguments(executable, arguments, directory))
+/// `directory`, `environment` added to this process's, its standard input closed; read its output
+/// with `readLine`, end it with `send`. A `Spawn.ChildProcess`: signals unblocked in the child, so
+/// SIGTERM and SIGINT reach it.
+public func startProcess(_ executable: String, _ arguments: [String], directory: String? = repositoryRoot,
+                         environment: [String: String] = [:]) throws -> ChildProcess {
+    let child = try ChildProcess(executable: env, arguments: try envArguments(executable, arguments, directory, environment))
     child.closeInput()
     return child
 }
 
 /// Runs `executable` (a path, or a program name looked up on PATH) with `arguments` in
-/// `directory` to its end and captures its output. Kills it and throws `SpawnError.timedOut`
-/// when it has not ended within `timeout` seconds.
+/// `directory`, `environment` added to this process's, to its end and captures its output. Kills
+/// it and throws `SpawnError.timedOut` when it has not ended within `timeout` seconds.
 public func runProcess(_ executable: String, _ arguments: [String], timeout: Double = 300,
-                directory: String? = repositoryRoot) throws -> Finished {
-    let child = try startProcess(executable, arguments, directory: directory)
+                       directory: String? = repositoryRoot, environment: [String: String] = [:]) throws -> Finished {
+    let child = try startProcess(executable, arguments, directory: directory, environment: environment)
     let deadline = monotonicSeconds() + timeout
     do {
         let stdout = try child.readToEnd(timeout: timeout)
@@ -41,12 +46,20 @@ public func runProcess(_ executable: String, _ arguments: [String], timeout: Dou
 /// Starts a long-running `executable` (a path, or a program name looked up on PATH) in
 /// `directory`, its standard output and error appended to `log`, in a process group of its own.
 public func startLoggedProcess(_ executable: String, _ arguments: [String], log: String,
-                        directory: String? = repositoryRoot) throws -> LoggedProcess {
-    try LoggedProcess(executable: env, arguments: try envArguments(executable, arguments, directory), log: log)
+                               directory: String? = repositoryRoot) throws -> LoggedProcess {
+    try LoggedProcess(executable: env, arguments: try envArguments(executable, arguments, directory, [:]), log: log)
+}
+
+extension LoggedProcess {
+    /// SIGKILLs the process and every process below it, unless it has ended: a test's clean-up
+    /// for a job whose children would outlive their launcher.
+    public func killTree() {
+        if poll() == nil { killProcessTree(pid) }
+    }
 }
 
 /// The processes whose parent is `pid`, from /proc.
-public func childProcessIDs(of pid: pid_t) -> [pid_t] {
+func childProcessIDs(of pid: pid_t) -> [pid_t] {
     guard let proc = opendir("/proc") else { return [] }
     defer { closedir(proc) }
     var children: [pid_t] = []
@@ -74,13 +87,16 @@ public func killProcessTree(_ pid: pid_t) {
 }
 
 /// The starter of every child: `posix_spawn_file_actions_addchdir_np` is not visible from Swift's
-/// Glibc module, so `env -C` changes the directory, then execs the program (searching PATH for a
-/// bare name) in its own process.
+/// Glibc module, so `env -C` changes the directory, sets the variables, then execs the program
+/// (searching PATH for a bare name) in the same process.
 private let env = "/usr/bin/env"
 
-private func envArguments(_ executable: String, _ arguments: [String], _ directory: String?) throws -> [String] {
+private func envArguments(_ executable: String, _ arguments: [String], _ directory: String?,
+                          _ environment: [String: String]) throws -> [String] {
     if executable.contains("/") && access(executable, X_OK) != 0 { throw SpawnError.system(executable, errno) }
-    return (directory.map { ["-C", $0] } ?? []) + ["--", executable] + arguments
+    precondition(!executable.contains("="), "env would take \(executable) for a variable")
+    let variables = environment.keys.sorted().map { "\($0)=\(environment[$0]!)" }
+    return (directory.map { ["-C", $0] } ?? []) + variables + [executable] + arguments
 }
 
 /// A file of unknown size (a /proc file reports 0 bytes), up to 64 KiB.
