@@ -74,18 +74,20 @@ let package = Package(
 
         // Counts malloc calls process-wide, for the allocation-free step test.
         .target(name: "CAllocCounter", path: "Tests/Support/CAllocCounter"),
+        // What the test targets share: the built proclip, temporary directories, child processes, bounded waits.
+        .target(name: "TestSupport", dependencies: ["Spawn", "Basics"], path: "Tests/Support/TestSupport", swiftSettings: v5),
         .testTarget(name: "BasicsTests", dependencies: ["Basics"], swiftSettings: v5),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Basics"], swiftSettings: v5),
-        .testTarget(name: "FeaturesTests", dependencies: ["Features", "Basics", "Tensors", "CAllocCounter"], swiftSettings: v5),
+        .testTarget(name: "FeaturesTests", dependencies: ["Features", "Basics", "Tensors", "CAllocCounter", "Spawn", "TestSupport"], swiftSettings: v5),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Basics", "Tensors", "CAllocCounter"], swiftSettings: v5),
-        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Basics", "Model", "Tensors"], swiftSettings: v5),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Basics", "Model", "Tensors", "Spawn", "TestSupport"], swiftSettings: v5),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Control"], swiftSettings: v5),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Control"], swiftSettings: v5),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Control", "Basics"], swiftSettings: v5),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Job", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
         .testTarget(name: "JobConfigTests", dependencies: ["JobConfig", "Model"], swiftSettings: v5),
-        .testTarget(name: "ProclipTests", dependencies: ["proclip", "Spawn", "Control", "Ring"], exclude: ["Configs"], swiftSettings: v5),
+        .testTarget(name: "ProclipTests", dependencies: ["proclip", "Spawn", "Control", "Ring", "Basics", "TestSupport"], exclude: ["Configs"], swiftSettings: v5),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Basics", "CZmq"], swiftSettings: v5),
         // The multi-process tests run the `proclip` executable that `swift test` builds beside them.
-        .testTarget(name: "RingTests", dependencies: ["Ring", "Basics", "Wire", "Spawn", "CAllocCounter", "CStreams"], swiftSettings: v5),
+        .testTarget(name: "RingTests", dependencies: ["Ring", "Basics", "Wire", "Spawn", "CAllocCounter", "CStreams", "TestSupport"], swiftSettings: v5),
     ]
 )

@@ -29,8 +29,11 @@ public final class RunDirectory {
         }
         try Files.makeDirectories(path)
         if let step = resumeAt, Files.exists(path + "/metrics.jsonl") {
-            let kept = String(decoding: try Files.read(path + "/metrics.jsonl"), as: UTF8.self).split(separator: "\n")
-                .filter { (RunDirectory.step(of: $0) ?? Int.max) <= step }
+            // A job killed while its buffered lines were written leaves a partial last line (no
+            // newline): dropped with the lines of later steps (the checkpoints carry it whole).
+            var text = String(decoding: try Files.read(path + "/metrics.jsonl"), as: UTF8.self)
+            if !text.hasSuffix("\n") { text = String(text[..<(text.lastIndex(of: "\n").map { text.index(after: $0) } ?? text.startIndex)]) }
+            let kept = text.split(separator: "\n").filter { (RunDirectory.step(of: $0) ?? Int.max) <= step }
             try Files.writeAtomically(path + "/metrics.jsonl", Array((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8))
         }
         guard let m = fopen(path + "/metrics.jsonl", resumeAt == nil ? "w" : "a") else { throw FileError(path + "/metrics.jsonl", "cannot create: \(Files.errnoText())") }

@@ -96,20 +96,35 @@ public final class ChildProcess {
                 stdoutBuffer.removeSubrange(...nl)
                 return line
             }
+            if try !readMore(until: deadline, waitingFor: "a line from child \(pid)") {
+                if stdoutBuffer.isEmpty { return nil }
+                let line = String(decoding: stdoutBuffer, as: UTF8.self)
+                stdoutBuffer.removeAll()
+                return line
+            }
+        }
+    }
+
+    /// The rest of the child's standard output, up to its end, newlines included (what `readLine`
+    /// has not returned). Throws `SpawnError.timedOut` after `timeout` seconds.
+    public func readToEnd(timeout: Double) throws -> String {
+        let deadline = monotonicSeconds() + timeout
+        while try readMore(until: deadline, waitingFor: "the end of output from child \(pid)") {}
+        let text = String(decoding: stdoutBuffer, as: UTF8.self)
+        stdoutBuffer.removeAll()
+        return text
+    }
+
+    /// Waits for more standard output (true) or its end (false), draining standard error meanwhile.
+    private func readMore(until deadline: Double, waitingFor what: @autoclosure () -> String) throws -> Bool {
+        while true {
             let remaining = deadline - monotonicSeconds()
-            if remaining <= 0 { throw SpawnError.timedOut("a line from child \(pid)") }
+            if remaining <= 0 { throw SpawnError.timedOut(what()) }
             var fds = [pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0), pollfd(fd: stderrOpen ? stderrFD : -1, events: Int16(POLLIN), revents: 0)]
             let rc = poll(&fds, 2, Int32(min(remaining * 1000 + 1, 1000)))
             if rc < 0 { if errno == EINTR { continue }; throw SpawnError.system("poll", errno) }
             if fds[1].revents != 0, drain(stderrFD, into: &stderrText) == 0 { stderrOpen = false }
-            if fds[0].revents != 0 {
-                if drain(stdoutFD, into: &stdoutBuffer) == 0 {
-                    if stdoutBuffer.isEmpty { return nil }
-                    let line = String(decoding: stdoutBuffer, as: UTF8.self)
-                    stdoutBuffer.removeAll()
-                    return line
-                }
-            }
+            if fds[0].revents != 0 { return drain(stdoutFD, into: &stdoutBuffer) > 0 }
         }
     }
 

@@ -2,6 +2,7 @@ import XCTest
 @testable import Checkpoints
 import Model
 import Tensors
+import TestSupport
 import Basics
 
 /// Damaged files are detected, each with one line naming the file and the problem.

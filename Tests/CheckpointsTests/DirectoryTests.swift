@@ -3,6 +3,8 @@ import XCTest
 import Model
 import Tensors
 import Basics
+import Spawn
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -127,8 +129,8 @@ final class DirectoryTests: XCTestCase {
     }
 
     func testStaleTemporariesOfDeadWritersAreRemovedOnStart() throws {
-        let dead = try Child(["/bin/true"])
-        _ = dead.wait()
+        let dead = try startProcess("/bin/true", [])
+        XCTAssertEqual(try dead.wait(timeout: 10), .exited(0))
         let stale = ["ckpt-000000000040.lz4.tmp-\(dead.pid)", "latest.tmp-\(dead.pid)"]
         let live = ["ckpt-000000000050.lz4.tmp-1", "ckpt-000000000060.lz4.tmp-\(getpid())", "notes.txt"]
         for name in stale + live { try Files.writeAtomically(dir.sub(name), [1, 2, 3]) }

@@ -2,6 +2,7 @@ import XCTest
 @testable import Checkpoints
 import Model
 import Tensors
+import TestSupport
 import Basics
 
 /// The file format: a round trip is bit-identical, with and without byte shuffle; the metadata

@@ -7,37 +7,6 @@ import Basics
 import Glibc
 #endif
 
-/// A fresh directory under /tmp, removed by `cleanUp()`.
-final class TempDir {
-    let path: String
-    init() {
-        var template = Array("/tmp/proclip-ckpt-XXXXXX".utf8CString)
-        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        path = String(cString: p!)
-    }
-    func cleanUp() { _ = try? runCommand(["/bin/rm", "-rf", path]) }
-    func sub(_ name: String) -> String { "\(path)/\(name)" }
-}
-
-/// The repository root (this file is Tests/CheckpointsTests/Support.swift).
-let repoRoot: String = {
-    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(3)
-    return parts.joined(separator: "/")
-}()
-
-/// The `proclip` executable built beside the test bundle.
-let proclip: String = {
-    var parts = CommandLine.arguments[0].split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast()
-    for _ in 0..<2 {
-        let candidate = parts.joined(separator: "/") + "/proclip"
-        if access(candidate, X_OK) == 0 { return candidate }
-        parts.removeLast()
-    }
-    return "proclip (not found beside \(CommandLine.arguments[0]))"
-}()
-
 /// A small model: two text blocks, one image block; odd sizes so no tensor is a multiple of 16.
 let tinyShape = ModelShape(dLLM: 12, dEmbed: 6, textBlocks: 2, textExpansion: 3, imageBlocks: 1, imageExpansion: 2)
 
@@ -96,11 +65,4 @@ func errorText(_ body: () throws -> Void) -> String {
     } catch {
         return "\(error)"
     }
-}
-
-/// Output of a finished child process.
-struct Finished {
-    let status: Int32
-    let stdout: String
-    let stderr: String
 }

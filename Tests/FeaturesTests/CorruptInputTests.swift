@@ -2,6 +2,7 @@ import XCTest
 @testable import Features
 import Tensors
 import Basics
+import TestSupport
 
 /// Each corruption gets one line naming the file; nothing crashes; writers leave nothing partial.
 final class CorruptInputTests: XCTestCase {

@@ -2,6 +2,7 @@ import XCTest
 @testable import Features
 import Tensors
 import CAllocCounter
+import TestSupport
 
 final class DatasetTests: XCTestCase {
     func testRoundTripEveryLayoutAndDtype() throws {

@@ -2,6 +2,7 @@ import XCTest
 @testable import Features
 import Tensors
 import Basics
+import TestSupport
 
 final class NpyTests: XCTestCase {
     private func parse(_ bytes: [UInt8]) throws -> NpyHeader {

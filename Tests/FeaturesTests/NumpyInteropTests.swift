@@ -1,20 +1,22 @@
 import XCTest
 @testable import Features
 import Tensors
+import Spawn
+import TestSupport
 
 /// proclip's shards load in NumPy, and NumPy's load in proclip. Needs python3 with numpy
 /// (Scripts/setup.sh installs it); the tests fail, never skip, without it.
 final class NumpyInteropTests: XCTestCase {
-    let script = repoRoot + "/Tests/Python/features_interop.py"
+    let script = repositoryRoot + "/Tests/Python/features_interop.py"
 
     func testShardsWrittenByProclipLoadInNumpy() throws {
         for dtype in [NpyDType.float32, .float16] {
             let dir = TempDir()
             defer { dir.cleanUp() }
             try Known.write(dir.sub("d"), dtype: dtype)
-            let (status, out, err) = try runProcess(["python3", script, "check", dir.sub("d")])
-            XCTAssertEqual(status, 0, "numpy check failed (\(dtype)): \(out) \(err)")
-            XCTAssertTrue(out.hasPrefix("ok: 12 rows"), out)
+            let r = try runProcess("python3", [script, "check", dir.sub("d")])
+            XCTAssertEqual(r.status, .exited(0), "numpy check failed (\(dtype)): \(r.stdout) \(r.stderr)")
+            XCTAssertTrue(r.stdout.hasPrefix("ok: 12 rows"), r.stdout)
         }
     }
 
@@ -22,8 +24,8 @@ final class NumpyInteropTests: XCTestCase {
         for dtype in ["float32", "float16"] {
             let dir = TempDir()
             defer { dir.cleanUp() }
-            let (status, out, err) = try runProcess(["python3", script, "write", dir.sub("d"), dtype])
-            XCTAssertEqual(status, 0, "numpy writer failed: \(out) \(err)")
+            let r = try runProcess("python3", [script, "write", dir.sub("d"), dtype])
+            XCTAssertEqual(r.status, .exited(0), "numpy writer failed: \(r.stdout) \(r.stderr)")
             let report = DatasetVerifier.verify(dir.sub("d"))
             XCTAssertEqual(report.problems, [])
             XCTAssertEqual(report.rows, 9)

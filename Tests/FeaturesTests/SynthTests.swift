@@ -1,6 +1,7 @@
 import XCTest
 @testable import Features
 import Tensors
+import TestSupport
 
 /// The synthetic world (a simulation): deterministic, and its documented mechanisms hold.
 final class SynthTests: XCTestCase {

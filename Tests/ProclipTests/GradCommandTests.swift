@@ -1,4 +1,6 @@
 import Foundation
+import Spawn
+import TestSupport
 import XCTest
 
 /// The `proclip grad` command as users meet it.
@@ -6,7 +8,7 @@ final class GradCommandTests: XCTestCase {
     func testPrintSettingsIsOneJSONObject() throws {
         let r = try runProcess(proclipExecutable, ["grad", "--config", "\(repositoryRoot)/Tests/ProclipTests/Configs/tiny.yaml",
                                                    "--phase", "inherit", "--print-settings"])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.status, .exited(0), r.stderr)
         let lines = r.stdout.split(separator: "\n")
         XCTAssertEqual(lines.count, 1)
         let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
@@ -20,10 +22,10 @@ final class GradCommandTests: XCTestCase {
 
     func testHelpAndVersion() throws {
         let help = try runProcess(proclipExecutable, ["--help"])
-        XCTAssertEqual(help.status, 0)
+        XCTAssertEqual(help.status, .exited(0))
         XCTAssertTrue(help.stdout.contains("grad"))
         let version = try runProcess(proclipExecutable, ["--version"])
-        XCTAssertEqual(version.status, 0)
+        XCTAssertEqual(version.status, .exited(0))
         XCTAssertFalse(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
     }
 }

@@ -1,6 +1,8 @@
+import Basics
 import Control
 import Foundation
 import Spawn
+import TestSupport
 import XCTest
 
 /// A job across test hosts: network namespaces on one machine (cluster/netns/hosts.sh), the
@@ -11,40 +13,38 @@ final class MultiHostTests: XCTestCase {
     let subnet = "10.79.0"
 
     func hosts(_ args: [String]) throws -> Finished {
-        try runProcess("/usr/bin/env", ["PROCLIP_NETNS_PREFIX=\(prefix)", "PROCLIP_NETNS_SUBNET=\(subnet)",
-                                        "\(repositoryRoot)/cluster/netns/hosts.sh"] + args, timeout: 120)
+        try runProcess("\(repositoryRoot)/cluster/netns/hosts.sh", args, timeout: 120,
+                       environment: ["PROCLIP_NETNS_PREFIX": prefix, "PROCLIP_NETNS_SUBNET": subnet])
     }
 
     func testTrainingAcrossNetworkNamespaceHosts() throws {
         guard getuid() == 0 else { throw XCTSkip("network namespaces need root; CI runs this as root") }
         let up = try hosts(["up", "4"])
-        XCTAssertEqual(up.status, 0, "hosts up: \(up.stderr)")
+        XCTAssertEqual(up.status, .exited(0), "hosts up: \(up.stderr)")
         defer { _ = try? hosts(["down"]) }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("proclip-multihost-\(getpid())").path
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let endpoint = "tcp://\(subnet).10:29500"
         func onHost(_ k: Int, _ args: [String], log: String) throws -> LoggedProcess {
-            try LoggedProcess(executable: "/usr/sbin/ip", arguments: ["netns", "exec", "\(prefix)-h\(k)", proclipExecutable] + args,
-                              log: dir + "/" + log)
+            try startLoggedProcess("/usr/sbin/ip", ["netns", "exec", "\(prefix)-h\(k)", proclipExecutable] + args, log: dir + "/" + log)
         }
         let coordinator = try onHost(0, ["coordinator", "--config", "\(repositoryRoot)/Configs/demo.yaml", "--listen", endpoint,
                                          "--workers", "3", "--max-steps", "60", "--run-dir", dir + "/run", "--overwrite",
                                          "--data", "\(repositoryRoot)/runs/data/demo-world"], log: "coordinator.log")
-        defer { coordinator.send(signal: SIGKILL) }
+        defer { coordinator.killTree() }
         var workers: [LoggedProcess] = []
         for k in 1...3 {
             workers.append(try onHost(k, ["worker", "--coordinator", endpoint, "--threads", "1",
                                           "--data", "\(repositoryRoot)/runs/data/demo-world"], log: "worker-\(k).log"))
         }
-        defer { for w in workers { w.send(signal: SIGKILL) } }
+        defer { for w in workers { w.killTree() } }
 
         // The status from outside the hosts (the bridge's address reaches them) while it runs.
         let client = try StatusClient(endpoint: endpoint)
         var seen: StatusReport?
-        let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline, coordinator.poll() == nil {
-            if let r = try? client.query(timeout: 0.5), r.state == "running", r.step >= 1 { seen = r; break }
-            usleep(50_000)
+        waitUntil(deadline: .after(seconds: 120), interval: 0.05) {
+            if let r = try? client.query(timeout: 0.5), r.state == "running", r.step >= 1 { seen = r }
+            return seen != nil || coordinator.poll() != nil
         }
         let r = try XCTUnwrap(seen, "status while running:\n" + ((try? String(contentsOfFile: dir + "/coordinator.log", encoding: .utf8)) ?? ""))
         XCTAssertEqual(r.worldSize, 3)
@@ -55,7 +55,7 @@ final class MultiHostTests: XCTestCase {
         // The same 60 steps in one process.
         let single = try runProcess(proclipExecutable, ["train", "--config", "Configs/demo.yaml", "--max-steps", "60",
                                                         "--run-dir", dir + "/single", "--overwrite", "--quiet", "--threads", "1"])
-        XCTAssertEqual(single.status, 0, single.stderr)
+        XCTAssertEqual(single.status, .exited(0), single.stderr)
         let (whole, worst) = relativeDifference(try loadTensors(dir + "/run/final.safetensors"), try loadTensors(dir + "/single/final.safetensors"))
         XCTAssertLessThanOrEqual(worst, 1e-5, "across hosts vs one process: worst tensor \(worst), whole \(whole)")
     }

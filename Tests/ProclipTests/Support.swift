@@ -1,60 +1,6 @@
 import Foundation
+import TestSupport
 import XCTest
-
-/// The repository root (this file is Tests/ProclipTests/Support.swift).
-let repositoryRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
-
-/// The `proclip` executable built beside the test bundle.
-let proclipExecutable: String = {
-    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for candidate in [dir, dir.deletingLastPathComponent()] {
-        let path = candidate.appendingPathComponent("proclip").path
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
-    }
-    return dir.appendingPathComponent("proclip").path
-}()
-
-/// Output of a finished child process.
-struct Finished {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-}
-
-/// Runs a command to completion (with a time limit) and captures its output.
-func runProcess(_ executable: String, _ arguments: [String], timeout: TimeInterval = 300,
-                file: StaticString = #filePath, line: UInt = #line) throws -> Finished {
-    guard FileManager.default.isExecutableFile(atPath: executable) || executable.hasPrefix("/usr/bin/env") else {
-        XCTFail("\(executable) is not built", file: file, line: line)
-        return Finished(status: -1, stdout: "", stderr: "")
-    }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
-    p.currentDirectoryURL = URL(fileURLWithPath: repositoryRoot)
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    final class Box: @unchecked Sendable { var data = Data() }
-    let outBox = Box(), errBox = Box()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter()
-    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    if group.wait(timeout: .now() + timeout) == .timedOut {
-        p.terminate()
-        XCTFail("\(executable) \(arguments.joined(separator: " ")) did not finish within \(Int(timeout)) s", file: file, line: line)
-    }
-    p.waitUntilExit()
-    return Finished(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
-                    stderr: String(decoding: errBox.data, as: UTF8.self))
-}
 
 /// The float32 tensors of a safetensors file (a run's final.safetensors), by name.
 func loadTensors(_ path: String) throws -> [String: [Float]] {
@@ -82,3 +28,25 @@ func relativeDifference(_ a: [String: [Float]], _ b: [String: [Float]]) -> (whol
     }
     return ((num / den).squareRoot(), worst)
 }
+
+/// The lines of a run's metrics.jsonl: each step and the Unix time at which it ended.
+func metricsSteps(_ runDir: String) throws -> [(step: Int, time: Double)] {
+    try String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+        let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+        return (try XCTUnwrap(obj["step"] as? Int, String(line)), try XCTUnwrap(obj["time"] as? Double, String(line)))
+    }
+}
+
+/// Checks that the run in `runDir` resumed from the checkpoint of `step`: its metrics.jsonl has
+/// steps 1…`last` once each, those up to `step` kept from the interrupted run (ended before
+/// `resumedAt`, a Unix time between the two runs) and the later ones computed by the resumed run.
+func assertResumed(_ runDir: String, from step: Int, at resumedAt: Double, last: Int,
+                   file: StaticString = #filePath, line: UInt = #line) throws {
+    let lines = try metricsSteps(runDir)
+    XCTAssertEqual(lines.map(\.step), Array(1...last), "one metrics line per step, none twice", file: file, line: line)
+    let before = lines.filter { $0.time < resumedAt }.map(\.step)
+    XCTAssertEqual(before, Array(1...step), "the steps the resumed run did not recompute", file: file, line: line)
+}
+
+/// The step of a checkpoint file name (`ckpt-000000000030.lz4`, `ckpt-000000000012-end.lz4`).
+func checkpointStep(_ name: String) -> Int { integers(in: name).first ?? -1 }

@@ -1,26 +1,16 @@
 import Foundation
 import Ring
 import Spawn
+import TestSupport
 import XCTest
 
 /// The ZeroMQ transport between real processes: the `proclip` executable that `swift test`
 /// builds beside this test bundle, in its per-rank benchmark mode.
 final class ProcessTests: XCTestCase {
-    var proclip: String {
-        // The test runner is an executable in the build folder (Bundle.main's folder on Linux).
-        let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let bundle = Bundle.main.bundleURL
-        for dir in [runner, bundle, bundle.deletingLastPathComponent()] {
-            let path = dir.appendingPathComponent("proclip").path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return bundle.appendingPathComponent("proclip").path
-    }
-
     /// Runs `proclip args…` to completion and returns its status and standard output lines.
     func run(_ args: [String], limit: Double = 120) throws -> (ExitStatus?, [String], String) {
-        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: proclip), "proclip is built next to the tests: \(proclip)")
-        let child = try ChildProcess(executable: proclip, arguments: args)
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: proclipExecutable), "proclip is built next to the tests: \(proclipExecutable)")
+        let child = try ChildProcess(executable: proclipExecutable, arguments: args)
         child.closeInput()
         var lines: [String] = []
         let deadline = monotonicSeconds() + limit
@@ -102,7 +92,7 @@ final class ProcessTests: XCTestCase {
         let world = 4, timeout = 4.0  // generous: a loaded machine must not trip it before the kill
         let args = ["bench", "collectives", "--world", "\(world)", "--sizes", "4M", "--reps", "100000", "--warmup", "0",
                     "--timeout", "\(timeout)", "--transport", transport, "--session", "kill\(getpid())"] + extra
-        let ranks = try (0..<world).map { try ChildProcess(executable: proclip, arguments: args + ["--child-rank", "\($0)"]) }
+        let ranks = try (0..<world).map { try ChildProcess(executable: proclipExecutable, arguments: args + ["--child-rank", "\($0)"]) }
         var endpoints: [String] = []
         for child in ranks {
             let line = try child.readLine(timeout: 30) ?? ""

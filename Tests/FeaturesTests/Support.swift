@@ -6,25 +6,6 @@ import Basics
 import Glibc
 #endif
 
-/// A fresh directory under /tmp, removed by `cleanUp()`.
-final class TempDir {
-    let path: String
-    init() {
-        var template = Array("/tmp/proclip-features-XXXXXX".utf8CString)
-        let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        path = String(cString: p!)
-    }
-    func cleanUp() { Tree.remove(path) }
-    func sub(_ name: String) -> String { "\(path)/\(name)" }
-}
-
-/// The repository root (two levels above this file's directory).
-let repoRoot: String = {
-    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(3)
-    return parts.joined(separator: "/")
-}()
-
 /// A small dataset whose every value is known: element j of row g (global index), variant v of
 /// array a is `value(a, g, v, j)`; exact in float16 too.
 enum Known {
@@ -69,27 +50,6 @@ enum Known {
             }
         }
     }
-}
-
-/// Runs `python3` with `args`; returns (exit status, stdout, stderr).
-func runProcess(_ argv: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
-    let out = TempDir()
-    defer { out.cleanUp() }
-    var env = ProcessInfo.processInfo.environment
-    for (k, v) in environment { env[k] = v }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = argv
-    p.environment = env
-    FileManager.default.createFile(atPath: out.sub("o"), contents: nil)
-    FileManager.default.createFile(atPath: out.sub("e"), contents: nil)
-    p.standardOutput = FileHandle(forWritingAtPath: out.sub("o"))
-    p.standardError = FileHandle(forWritingAtPath: out.sub("e"))
-    try p.run()
-    p.waitUntilExit()
-    let o = String(decoding: try Files.read(out.sub("o")), as: UTF8.self)
-    let e = String(decoding: try Files.read(out.sub("e")), as: UTF8.self)
-    return (p.terminationStatus, o, e)
 }
 
 /// Every file under `dir` (relative path → bytes), for byte-identity checks.
