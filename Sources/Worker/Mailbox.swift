@@ -36,14 +36,18 @@ final class Mailbox: Sendable {
     }
 
     /// Runs an event on the core and carries out what can be done from any thread: messages go
-    /// to the outbox, the ring is abandoned, log lines are written, the compute thread is woken.
+    /// to the outbox, the ring is abandoned, log lines are written, and the compute thread is
+    /// woken if the event changed what its next task depends on.
     /// Returns the directives only the compute thread can carry out (in order).
     @discardableResult
     func handle(_ event: (inout WorkerCore) -> [WorkerCore.Directive]) -> [WorkerCore.Directive] {
         var abandon: (@Sendable () -> Void)?
         var lines: [String] = []
+        var changed = false
         let rest = shared.withLock { s -> [WorkerCore.Directive] in
+            let before = s.core.taskInputs
             var rest: [WorkerCore.Directive] = []
+            defer { changed = s.core.taskInputs != before }
             for d in event(&s.core) {
                 switch d {
                 case .send(let m): s.outbox.append(.message(m))
@@ -56,7 +60,7 @@ final class Mailbox: Sendable {
         }
         abandon?()
         for l in lines { log(l) }
-        bell.ring()
+        if changed { bell.ring() }
         return rest
     }
 
@@ -80,12 +84,12 @@ final class Mailbox: Sendable {
     /// Sets (or clears) what breaks the current generation's collectives.
     func setAbandon(_ hook: (@Sendable () -> Void)?) { shared.withLock { $0.abandon = hook } }
 
-    /// The compute thread's next task: asks the core, and while it has none waits for an event,
-    /// each wait at most `slice` seconds (time-based moves are re-checked after each).
-    func nextTask(slice: Double, now: () -> Double) -> WorkerCore.Task {
+    /// The compute thread's next task: asks the core, and while it has none waits for an event
+    /// that may give it one, each wait at most `slice` seconds.
+    func nextTask(slice: Double) -> WorkerCore.Task {
         while true {
             let ticket = bell.ticket()
-            if let task = shared.withLock({ $0.core.nextTask(now: now()) }) { return task }
+            if let task = shared.withLock({ $0.core.nextTask() }) { return task }
             bell.wait(after: ticket, until: .after(seconds: slice))
         }
     }

@@ -16,7 +16,7 @@ public enum WorkerMessage: Sendable, Equatable {
 /// coordinator and a compute thread that owns the dataset, the ring and the parameters — feeds it
 /// events and carries out what it returns; `WorkerCoreTests` drive it without sockets.
 ///
-/// The compute thread asks `nextTask(now:)` what to do whenever it is idle, and reports how each
+/// The compute thread asks `nextTask()` what to do whenever it is idle, and reports how each
 /// task went. Its stages, and the legal moves between them:
 ///
 ///     registering ─welcome→ openingData ─onDataOpened→ standby
@@ -292,7 +292,7 @@ public struct WorkerCore: Sendable {
     }
 
     /// The idle compute thread's next task (nil: nothing yet; ask again after a wake-up).
-    public mutating func nextTask(now: Double) -> Task? {
+    public mutating func nextTask() -> Task? {
         switch stage {
         case .openingData, .preparing, .joining, .stepping, .checkpointing, .exited:
             return nil  // a task is out, or the worker has ended
@@ -342,6 +342,26 @@ public struct WorkerCore: Sendable {
         case .openingData, .preparing, .joining, .stepping, .checkpointing, .exited:
             return nil
         }
+    }
+
+    /// Everything `nextTask` reads: the compute thread needs waking only when this changed.
+    public struct TaskInputs: Equatable, Sendable {
+        let stage: Stage
+        let welcomed: Bool
+        let ended: [String?]
+        let assignment: UInt64?
+        let leaseEnd: Int
+        let goGeneration: UInt64
+        let doneGeneration: UInt64
+        let checkpointRequest: UInt64?
+        let savesInFlight: Int
+    }
+
+    /// What `nextTask` would decide from, now.
+    public var taskInputs: TaskInputs {
+        TaskInputs(stage: stage, welcomed: welcome != nil, ended: [refusal, lost, fatal, stopReason], assignment: assignment?.generation,
+                   leaseEnd: leaseEnd, goGeneration: goGeneration, doneGeneration: doneGeneration,
+                   checkpointRequest: checkpointRequest, savesInFlight: savesInFlight)
     }
 
     /// Prepares the newest assignment if it is newer than the last generation run.

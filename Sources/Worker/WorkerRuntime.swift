@@ -80,7 +80,7 @@ public final class WorkerRuntime: Sendable {
         defer { control.finish(within: 5) }
         defer { session.leaveRing() }
         while true {
-            let task = mailbox.nextTask(slice: 1) { MonotonicClock.now() }
+            let task = mailbox.nextTask(slice: 1)
             do {
                 if let code = try session.perform(task) { return code }
             } catch {

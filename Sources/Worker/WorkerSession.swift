@@ -86,7 +86,7 @@ final class WorkerSession {
         job = (config, dataset, ParameterStore(layout: ParameterLayout(config.model)))
         let corePlan = WorkerCore.Plan(phaseStarts: plan.phases.map(\.firstGlobalStep), totalSteps: plan.totalSteps)
         let hash = dataset.manifest.contentHash
-        run(mailbox.handle { $0.onDataOpened(configHash: config.hash, manifestHash: hash, plan: corePlan) })
+        carryOut(mailbox.handle { $0.onDataOpened(configHash: config.hash, manifestHash: hash, plan: corePlan) })
         if mailbox.read({ $0.fatal == nil }) {
             log("worker \(w.workerID): job '\(config.name)', data \(dataPath) (\(hash)), ring endpoint \(endpoint)")
         }
@@ -116,14 +116,14 @@ final class WorkerSession {
                 log("generation \(g): resumed from \(path) (step \(header.meta.step))")
             } catch {
                 prepared = nil
-                run(mailbox.handle { $0.onPrepareFailed(g, reason: "loading \(path): \(error)") })
+                carryOut(mailbox.handle { $0.onPrepareFailed(g, reason: "loading \(path): \(error)") })
                 return
             }
         } else {
             job.store.initialize(seed: job.config.seed)
         }
         prepared = (g, optimizerSteps)
-        run(mailbox.handle { $0.onPrepared(g, now: MonotonicClock.now()) })
+        carryOut(mailbox.handle { $0.onPrepared(g, now: MonotonicClock.now()) })
     }
 
     /// Joins the assignment's ring (every member is bound: the fence opened).
@@ -147,7 +147,7 @@ final class WorkerSession {
             group = try RingGroup(listener: l, rank: a.rank, worldSize: a.world, successor: a.endpoints[(a.rank + 1) % a.world], generation: g)
         } catch {
             _ = writer?.finish()
-            run(mailbox.handle { $0.onJoinFailed(g, reason: "joining the ring: \(error)") })
+            carryOut(mailbox.handle { $0.onJoinFailed(g, reason: "joining the ring: \(error)") })
             return
         }
         log("generation \(g): ring joined; payloads to the successor travel in \(group.payloadPath); "
@@ -158,7 +158,7 @@ final class WorkerSession {
                 : "all-reduces and barriers round the ring")))
         ring = GenerationRing(assignment: a, group: group, loop: loop, writer: writer)
         mailbox.setAbandon(RingAbandoner(group: group).abandon)
-        run(mailbox.handle { $0.onJoined(g) })
+        carryOut(mailbox.handle { $0.onJoined(g) })
     }
 
     /// Runs global steps `from ..< to` of generation `g` over its ring.
@@ -189,20 +189,20 @@ final class WorkerSession {
                 // restore the lines the coordinator had not received when the job died.
                 if ring.writer != nil { ring.recentMetrics.append(o) }
                 let saved = ring.writer?.takeOutcomes() ?? []
-                run(mailbox.handle { core in
+                carryOut(mailbox.handle { core in
                     saved.flatMap { core.on($0) } + core.onStep(g, step: o.globalStep, timing: timing)
                 }, step: o)
             }, shouldStop: { self.mailbox.read { $0.isSuperseded(g) } })
         } catch let e as RingError {
-            run(mailbox.handle { $0.onTrainFailed(g, step: global, reason: "\(e)") })
+            carryOut(mailbox.handle { $0.onTrainFailed(g, step: global, reason: "\(e)") })
             return
         }
-        run(mailbox.handle { $0.onTrained(g, step: global) })
+        carryOut(mailbox.handle { $0.onTrained(g, step: global) })
     }
 
     /// Carries out the directives only this thread can: `step` is the step just finished, for
     /// the ones that concern it.
-    private func run(_ directives: [WorkerCore.Directive], step o: StepOutcome? = nil) {
+    private func carryOut(_ directives: [WorkerCore.Directive], step o: StepOutcome? = nil) {
         for d in directives {
             switch d {
             case .saveCheckpoint(let step, let phaseEnd):
@@ -236,7 +236,7 @@ final class WorkerSession {
     /// Waits for the checkpoint writes in flight and reports them.
     private func flushCheckpoints(_ g: UInt64) {
         let outcomes = ring?.writer?.finish() ?? []
-        run(mailbox.handle { core in outcomes.flatMap { core.on($0) } + core.onCheckpointsFlushed(g) })
+        carryOut(mailbox.handle { core in outcomes.flatMap { core.on($0) } + core.onCheckpointsFlushed(g) })
     }
 
     /// Sends the parameters (and the EMA teacher) of `step` to the coordinator.
@@ -256,7 +256,7 @@ final class WorkerSession {
         ring = nil
         if let writer = r.writer {
             let outcomes = writer.finish()
-            run(mailbox.handle { core in outcomes.flatMap { core.on($0) } })
+            carryOut(mailbox.handle { core in outcomes.flatMap { core.on($0) } })
         }
         mailbox.setAbandon(nil)
         r.reducer?.close()

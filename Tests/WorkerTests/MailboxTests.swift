@@ -20,7 +20,7 @@ final class MailboxTests: XCTestCase {
         let got = Mutex<WorkerCore.Task?>(nil)
         let done = expectation(description: "task")
         let t = Thread {
-            let task = m.nextTask(slice: 30) { 0 }  // a slice far longer than the test: only the bell can end the wait
+            let task = m.nextTask(slice: 30)  // a slice far longer than the test: only the bell can end the wait
             got.withLock { $0 = task }
             done.fulfill()
         }
@@ -34,7 +34,7 @@ final class MailboxTests: XCTestCase {
         let m = mailbox()
         m.handle { $0.onStopRequested("signal 15") }
         let start = MonotonicClock.now()
-        XCTAssertEqual(m.nextTask(slice: 30) { 0 }, .exit(code: 0, reason: "stopped: signal 15"))
+        XCTAssertEqual(m.nextTask(slice: 30), .exit(code: 0, reason: "stopped: signal 15"))
         XCTAssertLessThan(MonotonicClock.now() - start, 10)
     }
 
