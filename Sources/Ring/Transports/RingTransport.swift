@@ -1,7 +1,7 @@
+import Basics
 import Wire
 #if canImport(Glibc)
 import Glibc
-import Basics
 #endif
 
 /// Where a received message goes next, unchanged in size, without a copy.
@@ -11,36 +11,35 @@ public struct Forward: Sendable {
     /// Its new header.
     public var tag: FrameHeader
 
+    /// A forward to `peer` under `tag`.
     public init(peer: Int, tag: FrameHeader) {
         self.peer = peer
         self.tag = tag
     }
 }
 
-/// What the collectives see of the network: ordered, tagged byte messages between ranks, with
-/// every wait bounded by a deadline. Implementations: `ZmqRingTransport` (ZeroMQ over tcp or
-/// ipc between ring neighbours, plus direct stream connections to every rank in small groups) and
-/// `MemoryRingTransport` (threads in one process, for tests).
+/// What the collectives see of the network: tagged byte messages between ranks, every wait
+/// bounded by a deadline. `RingGroup`'s algorithms use this protocol and nothing else of a
+/// transport; how a transport joins a group (its rank, direct links, what it offers) is
+/// `RingTransportSetup`, which only the group's hello round uses.
 ///
-/// Ring messages from one peer arrive in the order sent (per stream: stream `chunk % streams`);
-/// direct messages are matched by tag in any order.
-/// A transport is used from one thread at a time, except `abandon()`.
+/// Implementations: `ZmqRingTransport` (ZeroMQ between ring neighbours over tcp or ipc, plain
+/// stream connections for direct messages and exchanges, shared memory between ranks of one
+/// host) and `MemoryRingTransport` (threads of one process: exact and fast algorithm tests).
+///
+/// Ordering: ring messages from one peer arrive in the order sent, per stream (stream
+/// `chunk % streams`); direct messages (`MessageType.isDirect`) are matched by tag in any order.
+/// A received message of an older generation is dropped and counted (`drops`); one of a newer
+/// generation throws `RingError.generationChanged`; any other unexpected tag or size is a
+/// `RingError.protocolViolation`. Running out of time throws `RingError.timedOut`.
+///
+/// Thread safety: the group calls every requirement from its one thread, one call at a time;
+/// only `abandon()` may be called from any thread, at any time. Every call moves a whole
+/// message (or one message each way), so calling through an existential costs one indirect
+/// call per message, never per element.
 public protocol RingTransport: AnyObject {
-    /// This rank, in `0..<worldSize`.
-    var rank: Int { get }
-    /// Number of ranks.
-    var worldSize: Int { get }
     /// Received messages dropped so far (malformed, or of an older generation).
     var drops: DropCounts { get }
-    /// Where other ranks reach this one directly (messages of a type that `isDirect`), or nil
-    /// when the transport offers no direct connections.
-    var directEndpoint: String? { get }
-
-    /// Connects to every rank's direct endpoint (`endpoints[rank]` is this rank's own) under
-    /// `generation`, and waits until every other rank has connected to this one — or, with
-    /// `ringNeighboursOnly`, to the successor's, waiting for the predecessor (enough for
-    /// `exchange`).
-    func connectDirect(_ endpoints: [String], generation: UInt64, ringNeighboursOnly: Bool, deadline: Deadline) throws
 
     /// Sends `bytes` to `peer` under `tag`, without copying where the transport can: the memory
     /// must stay valid and unchanged until `awaitSendsReleased` returns.
@@ -54,51 +53,48 @@ public protocol RingTransport: AnyObject {
         from peer: Int, tag: FrameHeader, byteCount: Int, deadline: Deadline, forward: Forward?,
         _ consume: (UnsafeMutableRawBufferPointer) throws -> Void) throws
 
-    /// Called once every rank of the group is known to be up (after the hello round): the
-    /// transport may now use resources its successor created, such as shared memory.
-    func peersReady()
-
-    /// Whether `exchange` moves payloads between the caller's memory and the ring neighbours'
-    /// without intermediate buffers; the group then runs large all-reduces as a sequence of
-    /// exchanges (only if every rank's options ask for it, see `RingOptions.directBulk`).
-    var exchangesDirectly: Bool { get }
-
-    /// Sends `outgoing` to the successor under `sendTag` while receiving the predecessor's
-    /// message tagged `receiveTag`, of exactly `incoming.count` bytes; a nil tag skips that
-    /// side. Returns where the received payload is: in `incoming`, or in memory of the
+    /// Sends `outgoing` to the successor `next` under `sendTag` while receiving the message of
+    /// predecessor `prev` tagged `receiveTag`, of exactly `incoming.count` bytes; a nil tag skips
+    /// that side. Returns where the received payload is: in `incoming`, or in memory of the
     /// transport's own (shared memory), readable until the next call on the transport. On
-    /// return `outgoing` is no longer referenced. After a failure `incoming` holds no useful data.
+    /// return `outgoing` is no longer referenced. After a failure `incoming` holds no useful
+    /// data. A transport may accept only its ring neighbours here (`invalidArgument` otherwise);
+    /// one without a streaming path implements this with `exchangeBySendAndReceive`.
     @discardableResult
     func exchange(
-        _ outgoing: UnsafeRawBufferPointer, tag sendTag: FrameHeader?,
-        _ incoming: UnsafeMutableRawBufferPointer, tag receiveTag: FrameHeader?, deadline: Deadline) throws -> UnsafeRawPointer?
+        _ outgoing: UnsafeRawBufferPointer, to next: Int, tag sendTag: FrameHeader?,
+        _ incoming: UnsafeMutableRawBufferPointer, from prev: Int, tag receiveTag: FrameHeader?,
+        deadline: Deadline) throws -> UnsafeRawPointer?
 
     /// Waits until the transport no longer reads any memory passed to `send`.
     func awaitSendsReleased(deadline: Deadline) throws
 
     /// Makes a wait in progress (on another thread) throw `RingError.abandoned` promptly, and
-    /// every later one too. Thread-safe.
+    /// every later call too. Thread-safe.
     func abandon()
 
-    /// Releases the transport's resources; when it returns, no caller memory is referenced.
-    func close()
+    /// Releases the transport's resources; later calls throw `RingError.closed`. Messages still
+    /// queued get up to `lingerMilliseconds` to leave (0: dropped at once; a transport that
+    /// hands messages over synchronously has none). When it returns, no caller memory is
+    /// referenced. Idempotent.
+    func close(lingerMilliseconds: Int)
 }
 
 extension RingTransport {
-    public func peersReady() {}
+    /// Closes at once, dropping anything still queued (`close(lingerMilliseconds: 0)`).
+    public func close() { close(lingerMilliseconds: 0) }
 
-    public var exchangesDirectly: Bool { false }
-
-    /// `exchange` from `send` and `receive`: correct over any transport, through its buffers.
+    /// `exchange` as a `send` to `next` then a `receive` from `prev` copied into `incoming`:
+    /// correct over any transport, through its buffers. Returns `incoming`'s address.
     @discardableResult
-    public func exchange(
-        _ outgoing: UnsafeRawBufferPointer, tag sendTag: FrameHeader?,
-        _ incoming: UnsafeMutableRawBufferPointer, tag receiveTag: FrameHeader?, deadline: Deadline
+    public func exchangeBySendAndReceive(
+        _ outgoing: UnsafeRawBufferPointer, to next: Int, tag sendTag: FrameHeader?,
+        _ incoming: UnsafeMutableRawBufferPointer, from prev: Int, tag receiveTag: FrameHeader?,
+        deadline: Deadline
     ) throws -> UnsafeRawPointer? {
-        let w = worldSize
-        if let sendTag { try send(outgoing, to: (rank + 1) % w, tag: sendTag, deadline: deadline) }
+        if let sendTag { try send(outgoing, to: next, tag: sendTag, deadline: deadline) }
         if let receiveTag {
-            try receive(from: (rank + w - 1) % w, tag: receiveTag, byteCount: incoming.count, deadline: deadline, forward: nil) {
+            try receive(from: prev, tag: receiveTag, byteCount: incoming.count, deadline: deadline, forward: nil) {
                 if $0.count > 0 { memcpy(incoming.baseAddress!, $0.baseAddress!, $0.count) }
             }
         }
@@ -107,7 +103,8 @@ extension RingTransport {
     }
 }
 
-/// How a received header relates to the one expected.
+/// How a received header relates to the one expected: true when it is that one, false when it
+/// is of an older generation (to drop); throws for a newer generation or anything else.
 @inline(__always)
 func classify(_ got: FrameHeader, expected: FrameHeader) throws -> Bool {
     if got == expected { return true }
