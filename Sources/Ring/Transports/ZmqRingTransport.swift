@@ -41,6 +41,7 @@ public final class ZmqRingTransport: RingTransport, RingTransportSetup {
     /// The successor's shared-memory slots: their name (ipc successors), attached by `peersReady`.
     private let sharedName: String?
     private(set) var sharedOut: SharedSlots?
+    /// The descriptor of the payload this rank last put into the successor's slots.
     let descriptor = UnsafeMutableRawPointer.allocate(byteCount: SharedSlots.descriptorBytes, alignment: 8)
     /// The descriptor of a payload an exchange received in shared memory, and whether that
     /// slot is still held (given back at the next exchange, or when sends are awaited).
