@@ -4,16 +4,16 @@ import Wire
 /// to the successor and expected from the predecessor (`chunk` counts messages on the link, so
 /// both ends number them alike as long as they run the same loops).
 struct Link {
-    let transport: RingTransport
+    let transport: any RingTransport
     let prev: Int
     let next: Int
     var sendTag: FrameHeader
     var receiveTag: FrameHeader
     let timeout: Double
 
-    init(transport: RingTransport, tag: FrameHeader, timeout: Double) {
+    /// The link of `rank` of `worldSize` over `transport`, numbering messages from `tag`.
+    init(transport: any RingTransport, rank r: Int, worldSize w: Int, tag: FrameHeader, timeout: Double) {
         self.transport = transport
-        let w = transport.worldSize, r = transport.rank
         prev = (r + w - 1) % w
         next = (r + 1) % w
         sendTag = tag
@@ -49,8 +49,8 @@ struct Link {
         _ out: UnsafePointer<Float>?, _ outCount: Int, _ into: UnsafeMutablePointer<Float>?, _ inCount: Int
     ) throws -> UnsafePointer<Float>? {
         let got = try transport.exchange(
-            UnsafeRawBufferPointer(start: out, count: outCount &* 4), tag: out == nil ? nil : sendTag,
-            UnsafeMutableRawBufferPointer(start: into, count: inCount &* 4), tag: into == nil ? nil : receiveTag,
+            UnsafeRawBufferPointer(start: out, count: outCount &* 4), to: next, tag: out == nil ? nil : sendTag,
+            UnsafeMutableRawBufferPointer(start: into, count: inCount &* 4), from: prev, tag: into == nil ? nil : receiveTag,
             deadline: .after(seconds: timeout))
         if out != nil { sendTag.chunk &+= 1 }
         if into != nil { receiveTag.chunk &+= 1 }

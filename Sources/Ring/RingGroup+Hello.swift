@@ -9,16 +9,18 @@ extension RingGroup {
     /// connections, the hellos then go round the ring so every rank learns every direct
     /// endpoint, and one direct barrier proves the connections; without, one token per rank goes
     /// round the ring. Either way every rank has then heard from every other, and the transport
-    /// is told (`peersReady`). Groups too large for a full mesh of direct links (more than
-    /// `directMaxWorld`, when that is not 0) still connect each rank to its ring neighbours for
-    /// the bulk exchanges (`directBulk`).
-    func hello() throws {
+    /// is told (`setup.peersReady()`); the capabilities it returns are read here, once. Groups
+    /// too large for a full mesh of direct links (more than `directMaxWorld`, when that is not
+    /// 0) still connect each rank to its ring neighbours for the bulk exchanges (`directBulk`).
+    /// Messages go through `transport`; `setup` is the same object's set-up side.
+    func hello(setup: any RingTransportSetup) throws {
         if worldSize == 1 { return }
         let w = worldSize, prev = (rank + w - 1) % w, next = (rank + 1) % w
         let deadline = Deadline.after(seconds: options.connectTimeout)
-        let useDirect = w <= options.directMaxWorld && transport.directEndpoint != nil
-        let neighboursOnly = !useDirect && options.directMaxWorld > 0 && options.directBulk && transport.directEndpoint != nil
-        let endpoint = useDirect || neighboursOnly ? transport.directEndpoint! : ""
+        let offered = setup.directEndpoint
+        let useDirect = w <= options.directMaxWorld && offered != nil
+        let neighboursOnly = !useDirect && options.directMaxWorld > 0 && options.directBulk && offered != nil
+        let endpoint = useDirect || neighboursOnly ? offered! : ""
         guard endpoint.utf8.count <= RingGroup.helloBytes - 24 else {
             throw RingError.invalidArgument("direct endpoint \(endpoint) longer than \(RingGroup.helloBytes - 24) bytes")
         }
@@ -76,7 +78,7 @@ extension RingGroup {
                     : nil
                 try transport.receive(from: prev, tag: t, byteCount: 0, deadline: deadline, forward: forward) { _ in }
             }
-            transport.peersReady()
+            sharesMemory = setup.peersReady().sharesMemory
             return
         }
         let endpoints = (0..<w).map { r in
@@ -85,13 +87,15 @@ extension RingGroup {
                 return String(decoding: field.prefix { $0 != 0 }, as: UTF8.self)
             }
         }
-        try transport.connectDirect(endpoints, generation: generation, ringNeighboursOnly: neighboursOnly, deadline: deadline)
+        try setup.connectDirect(endpoints, generation: generation, ringNeighboursOnly: neighboursOnly, deadline: deadline)
         if useDirect {
             try directBarrier(FrameHeader(type: .ringDirectBarrier, generation: generation, step: .max, collective: 0, chunk: 0), deadline: { deadline })
             direct = true
+            directEndpoint = endpoint
         }
-        bulkOverDirectLinks = options.directBulk && transport.exchangesDirectly
-        transport.peersReady()  // every rank's record (or barrier message) has arrived: all are up
+        let capabilities = setup.peersReady()  // every rank's record (or barrier message) has arrived: all are up
+        bulkOverDirectLinks = options.directBulk && capabilities.exchangesDirectly
+        sharesMemory = capabilities.sharesMemory
     }
 
     /// Every rank sends an empty message to every other and waits for theirs: one hop.

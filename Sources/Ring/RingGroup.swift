@@ -9,6 +9,12 @@ import Glibc
 /// collectives many times; steady-state calls allocate nothing in the group (the ZeroMQ
 /// transport's only allocations are libzmq's per-message ones, see `ZmqRingTransport`).
 ///
+/// The algorithms see the network only through `RingTransport` (send, receive, exchange,
+/// await sends, abandon, close). How the transport joins the group — rank, world size, direct
+/// links, shared memory — is `RingTransportSetup`, used only by the hello round, whose
+/// `RingTransportCapabilities` the group reads once. Transports: `ZmqRingTransport` between
+/// processes (made by `init(listener:…)`), `MemoryRingTransport` between threads for tests.
+///
 /// Algorithms (each documented with its cost model): all-reduce as reduce-scatter then
 /// all-gather round the ring, or for small buffers a gather and an ordered local sum;
 /// reduce-scatter and all-gather with per-rank counts; a pipelined broadcast chain; a barrier.
@@ -41,7 +47,8 @@ public final class RingGroup {
         didSet { if step != oldValue { collective = 0 } }
     }
 
-    let transport: RingTransport
+    /// The data plane: everything the collectives send and receive goes through it.
+    let transport: any RingTransport
     let blocks: BlockTable
     /// W slots for the latency-bound all-reduce, allocated once.
     let scratch: UnsafeMutableBufferPointer<Float>
@@ -52,6 +59,12 @@ public final class RingGroup {
     /// Whether large all-reduces, all-gathers and reduce-scatters run as exchanges over the
     /// direct links (else round the ZeroMQ ring); see `RingOptions.directBulk`.
     public internal(set) var bulkOverDirectLinks = false
+    /// Whether ring payloads reach the successor through its shared-memory slots (ipc links),
+    /// as the transport reported at the end of the hello round.
+    public internal(set) var sharesMemory = false
+    /// Where this rank's direct links listen when the group uses them for latency-bound
+    /// operations, else nil: those operations then go round the ring.
+    public internal(set) var directEndpoint: String?
     /// One segment, for the partial sums an exchange all-reduce receives before adding them.
     let staging: UnsafeMutableBufferPointer<Float>
     /// A block's partial sums for the exchange reduce-scatter; grows to the largest block seen.
@@ -80,8 +93,10 @@ public final class RingGroup {
         try self.init(transport: transport, generation: generation, options: listener.options)
     }
 
-    /// Joins the ring over any transport (e.g. `MemoryRing(worldSize:).transport(rank:)`).
-    public init(transport: RingTransport, generation: UInt64, options: RingOptions = RingOptions()) throws {
+    /// Joins the ring over any transport (e.g. `MemoryRing(worldSize:).transport(rank:)`): runs
+    /// the hello round through it (its `RingTransportSetup` side), then keeps only its
+    /// `RingTransport` side. The group owns the transport and closes it.
+    public init(transport: any RingTransport & RingTransportSetup, generation: UInt64, options: RingOptions = RingOptions()) throws {
         try options.validate()
         self.transport = transport
         rank = transport.rank
@@ -94,9 +109,9 @@ public final class RingGroup {
         scratch.initialize(repeating: 0)
         staging = .allocate(capacity: worldSize > 1 && options.directBulk ? options.segmentBytes / 4 : 1)
         staging.initialize(repeating: 0)
-        do { try hello() } catch {
-            if case RingError.protocolViolation = error, let z = transport as? ZmqRingTransport {
-                z.close(lingerMilliseconds: 200)  // our hello still reaches the peer, which then says why too
+        do { try hello(setup: transport) } catch {
+            if case RingError.protocolViolation = error {
+                transport.close(lingerMilliseconds: 200)  // our hello still reaches the peer, which then says why too
             } else {
                 transport.close()
             }
@@ -120,15 +135,8 @@ public final class RingGroup {
         return blockSums.baseAddress!
     }
 
-    /// Whether ring payloads reach the successor through its shared-memory slots (ipc links).
-    public var sharesMemory: Bool { (transport as? ZmqRingTransport)?.sendsThroughSharedMemory == true }
-
     /// How ring payloads reach the successor, for logs: "shared memory" or "messages".
     public var payloadPath: String { sharesMemory ? "shared memory" : "messages" }
-
-    /// Where this rank's direct links listen when the group uses them (latency-bound
-    /// operations), else nil: those operations then go round the ring.
-    public var directEndpoint: String? { direct ? transport.directEndpoint : nil }
 
     /// Messages dropped so far (malformed, or stale: of an older generation).
     public var drops: DropCounts { transport.drops }
@@ -143,7 +151,7 @@ public final class RingGroup {
     public func close() {
         if failure == nil {
             failure = "closed by its owner"
-            if let z = transport as? ZmqRingTransport { return z.close(lingerMilliseconds: 500) }
+            return transport.close(lingerMilliseconds: 500)
         }
         transport.close()
     }
@@ -154,7 +162,7 @@ public final class RingGroup {
     func perform(_ type: MessageType, _ body: (inout Link) throws -> Void) throws {
         if let failure { throw RingError.closed(reason: failure) }
         var link = Link(
-            transport: transport,
+            transport: transport, rank: rank, worldSize: worldSize,
             tag: FrameHeader(type: type, generation: generation, step: step, collective: collective, chunk: 0),
             timeout: options.timeout)
         collective &+= 1

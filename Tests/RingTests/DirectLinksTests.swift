@@ -1,8 +1,37 @@
+import Basics
 import CStreams
 import Foundation
 @testable import Ring
 import Wire
 import XCTest
+
+/// Waits until the other end of `fd` has closed it — the connection reads end-of-stream or a
+/// reset; the tests never send anything else on these connections — for at most `seconds`.
+func waitUntilClosedByPeer(_ fd: Int32, seconds: Double = 10) -> Bool {
+    let deadline = Deadline.after(seconds: seconds)
+    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    while true {
+        let ms = deadline.remainingMilliseconds(cap: 1000)
+        if ms == 0 { return false }
+        if poll(&p, 1, Int32(ms)) == 1 {
+            var byte: UInt8 = 0
+            let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            return n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)
+        }
+    }
+}
+
+/// Waits until more than `count` bytes are queued for reading on `fd`, checking every
+/// millisecond for at most `seconds`.
+func waitUntilQueued(_ fd: Int32, moreThan count: Int, seconds: Double = 10) -> Bool {
+    let deadline = Deadline.after(seconds: seconds)
+    while !deadline.hasPassed {
+        var queued: Int32 = 0
+        if ioctl(fd, UInt(FIONREAD), &queued) == 0 && Int(queued) > count { return true }
+        usleep(1000)
+    }
+    return false
+}
 
 /// The direct links' own checks, against a rank faked with raw sockets: connections that do
 /// not introduce themselves properly are counted and closed while the real peer is accepted;
@@ -52,23 +81,32 @@ final class DirectLinksTests: XCTestCase {
         var seeded = UInt64(0x5EED)
         func next() -> UInt64 { seeded = seeded &* 6364136223846793005 &+ 1442695040888963407; return seeded >> 33 }
         var fuzzCounted = 0
+        var refused = Array(intruders[0..<3])  // what the links read in full, count and close
         for i in 0..<24 {
             let fd = try connect(links.endpoint)
             intruders.append(fd)
             var bytes = (0..<Int(next() % 80)).map { _ in UInt8(truncatingIfNeeded: next()) }
             if i % 3 == 0 && bytes.count >= 8 { bytes.replaceSubrange(4..<8, with: [0x50, 0x43, 0x4C, 0x57]) }  // "PCLW"
-            if bytes.count >= DirectLinks.prefixBytes { fuzzCounted += 1 }
+            if bytes.count >= DirectLinks.prefixBytes {
+                fuzzCounted += 1
+                refused.append(fd)
+            }
             if !bytes.isEmpty { XCTAssertEqual(bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }, bytes.count) }
         }
         defer { for fd in intruders { close(fd) } }
 
-        // Rank 1 (faked) introduces itself a little later, once the intruders have been read.
+        // Rank 1 (faked) introduces itself only once the links have read and refused every
+        // intruder that sent a whole prefix (they close those connections).
         let rank1 = Shared<Int32>([-1])
+        let allRefused = Shared([false])
+        let rank1Introduced = DispatchSemaphore(value: 0)
+        let expectRefused = refused
         let introduced = Thread {
-            usleep(200_000)
+            defer { rank1Introduced.signal() }
+            allRefused.values[0] = expectRefused.allSatisfy { waitUntilClosedByPeer($0) }
             guard let fd = try? self.connect(links.endpoint) else { return }
-            self.write(fd, length: 0, header: self.encoded(FrameHeader(type: .ringDirectHello, generation: 7, step: .max, collective: 0, chunk: 1)))
             rank1.values[0] = fd
+            self.write(fd, length: 0, header: self.encoded(FrameHeader(type: .ringDirectHello, generation: 7, step: .max, collective: 0, chunk: 1)))
         }
         introduced.start()
 
@@ -76,6 +114,8 @@ final class DirectLinksTests: XCTestCase {
         try links.connect(
             rank: 0, endpoints: [links.endpoint, "tcp://127.0.0.1:\(fakePort)"], generation: 7, maxPayload: 64,
             deadline: .after(seconds: 10), validator: &validator, check: {})
+        XCTAssertEqual(rank1Introduced.wait(timeout: .now() + 10), .success)
+        XCTAssertTrue(allRefused.values[0], "every intruder with a whole prefix was refused before rank 1 arrived")
         XCTAssertGreaterThan(fuzzCounted, 5)
         XCTAssertEqual(validator.drops[.stale], 2)
         XCTAssertEqual(validator.drops.total, 3 + fuzzCounted, "\(validator.drops)")
@@ -128,7 +168,9 @@ final class DirectLinksTests: XCTestCase {
         links[1].close()  // rank 1's process is gone
         var validator = FrameValidator(accepting: [(.ringDirectBarrier, 0)])
         let tag = FrameHeader(type: .ringDirectBarrier, generation: 3, step: 0, collective: 0, chunk: 0)
-        usleep(50_000)
+        // Rank 0's end of both connections sees the close.
+        XCTAssertTrue(waitUntilClosedByPeer(links[0].incoming[1]))
+        XCTAssertTrue(waitUntilClosedByPeer(links[0].outgoing[1]))
         // Sending to it is not an error (the message is dropped, as ZeroMQ would queue it) …
         for _ in 0..<3 { try links[0].send(tag, UnsafeRawBufferPointer(start: nil, count: 0), to: 1, deadline: .after(seconds: 1), check: {}) }
         // … and waiting for it ends at the deadline, with a timeout that says why.
@@ -238,8 +280,8 @@ final class DirectLinksTests: XCTestCase {
             }
             try payload.withUnsafeBytes { out in
                 try into.withUnsafeMutableBytes { dst in
-                    try me.exchange(send: tag(r, 0), out, to: peer, receive: tag(peer, 0), into: dst, from: peer,
-                                    deadline: .after(seconds: 20), spinNanoseconds: 0, validator: &validator, check: {})
+                    _ = try me.exchange(send: tag(r, 0), out, to: peer, receive: tag(peer, 0), into: dst, from: peer,
+                                        deadline: .after(seconds: 20), spinNanoseconds: 0, validator: &validator, check: {})
                 }
                 XCTAssertEqual(into, (0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ peer) }, "rank \(r), first exchange")
                 into = [UInt8](repeating: 0, count: bytes)
@@ -249,8 +291,9 @@ final class DirectLinksTests: XCTestCase {
                     try me.send(small, UnsafeRawBufferPointer(rebasing: out[0..<100]), to: 1, deadline: .after(seconds: 10), check: {})
                     smallSent.signal()  // the exchange below writes at once: its first bytes follow within microseconds
                 } else {
-                    smallSent.wait()
-                    usleep(200_000)
+                    XCTAssertEqual(smallSent.wait(timeout: .now() + 10), .success)
+                    // The bulk frame's first bytes are queued behind the small frame.
+                    XCTAssertTrue(waitUntilQueued(me.incoming[0], moreThan: DirectLinks.prefixBytes + 100))
                     let (h, p) = try me.receive(from: 0, deadline: .after(seconds: 10), spinNanoseconds: 0,
                                                 validator: &validator, check: {}, waitingFor: "the small frame")
                     XCTAssertEqual(h, small)
@@ -259,8 +302,8 @@ final class DirectLinksTests: XCTestCase {
                     XCTAssertGreaterThan(me.bufferedBytes(from: 0), 0, "the receive read the bulk frame's first bytes too")
                 }
                 try into.withUnsafeMutableBytes { dst in
-                    try me.exchange(send: tag(r, 1), out, to: peer, receive: tag(peer, 1), into: dst, from: peer,
-                                    deadline: .after(seconds: 20), spinNanoseconds: 50_000, validator: &validator, check: {})
+                    _ = try me.exchange(send: tag(r, 1), out, to: peer, receive: tag(peer, 1), into: dst, from: peer,
+                                        deadline: .after(seconds: 20), spinNanoseconds: 50_000, validator: &validator, check: {})
                 }
             }
             received.values[r] = into
@@ -289,8 +332,8 @@ final class DirectLinksTests: XCTestCase {
             // nil: a frame of a type the receiver does not accept, which fails header validation.
             let sent = header ?? FrameHeader(type: .ringAllReduce, generation: 5, step: 0, collective: 0, chunk: 0)
             try payload.withUnsafeBytes { out in
-                try links[1].exchange(send: sent, out, to: 0, receive: nil, into: UnsafeMutableRawBufferPointer(start: nil, count: 0), from: 0,
-                                      deadline: .after(seconds: 5), spinNanoseconds: 0, validator: &validator, check: {})
+                _ = try links[1].exchange(send: sent, out, to: 0, receive: nil, into: UnsafeMutableRawBufferPointer(start: nil, count: 0), from: 0,
+                                          deadline: .after(seconds: 5), spinNanoseconds: 0, validator: &validator, check: {})
             }
             var into = [UInt8](repeating: 0, count: 64)
             let expected = FrameHeader(type: .ringAllReduce, generation: 5, step: 0, collective: 0, chunk: 0)
@@ -350,11 +393,12 @@ final class DirectLinksTests: XCTestCase {
         let intruder = try connect(endpoints[0])
         defer { close(intruder) }
         write(intruder, length: 0, header: encoded(FrameHeader(type: .ringDirectHello, generation: 1, step: .max, collective: 0, chunk: 2)))
-        usleep(50_000)
         nonisolated(unsafe) let shared = links
         let got = Shared<[UInt8]>(Array(repeating: [], count: w))
         let stale = Shared<Int>(Array(repeating: 0, count: w))
         let errors = runThreads(w) { r in
+            // The real predecessor, rank 3, connects only once rank 0 has refused the intruder.
+            if r == w - 1, !waitUntilClosedByPeer(intruder) { throw RingError.transport("rank 0 never refused the intruder") }
             var validator = FrameValidator(accepting: [(.ringAllReduce, 1 << 20)])
             try shared[r].connect(rank: r, endpoints: endpoints, generation: 1, maxPayload: 0, ringNeighboursOnly: true,
                                   deadline: .after(seconds: 10), validator: &validator, check: {})

@@ -33,20 +33,20 @@ final class FailureTests: XCTestCase {
     func testAbandonStopsAWaitFromAnotherThread() {
         let ring = MemoryRing(worldSize: 2)
         let holder = Shared([RingGroup?](repeating: nil, count: 1))
-        let joined = DispatchSemaphore(value: 0)
+        let waiting = ReceiveReportingTransport(ring.transport(rank: 0))
         let start = Shared([Deadline.now()])
         let errors = runThreads(3) { who in
             switch who {
-            case 0, 1:
-                let g = try RingGroup(transport: ring.transport(rank: who), generation: 1, options: .with(segmentBytes: 64, timeout: 30))
-                if who == 1 { return }
+            case 0:
+                let g = try RingGroup(transport: waiting, generation: 1, options: .with(segmentBytes: 64, timeout: 30))
                 holder.values[0] = g
-                joined.signal()
+                waiting.armed = true  // rank 1 never sends: the all-reduce's first receive waits
                 var x: [Float] = [1, 2, 3]
                 try x.withUnsafeMutableBufferPointer { try g.allReduce($0) }
+            case 1:
+                _ = try RingGroup(transport: ring.transport(rank: 1), generation: 1, options: .with(segmentBytes: 64, timeout: 30))
             default:
-                XCTAssertEqual(joined.wait(timeout: .now() + 10), .success)
-                usleep(200_000)
+                XCTAssertEqual(waiting.receiving.wait(timeout: .now() + 10), .success)
                 start.values[0] = Deadline.now()
                 holder.values[0]!.abandon()
             }
@@ -126,4 +126,50 @@ final class FailureTests: XCTestCase {
         o.timeout = 0
         XCTAssertThrowsError(try o.validate())
     }
+}
+
+/// A rank's transport that reports, once armed, when a receive begins (the rank is then about
+/// to wait for a message), so another thread can act on that event instead of after a pause.
+final class ReceiveReportingTransport: RingTransport, RingTransportSetup, @unchecked Sendable {
+    let inner: MemoryRingTransport
+    /// Signalled at the start of each receive once `armed` (set on the rank's own thread).
+    let receiving = DispatchSemaphore(value: 0)
+    var armed = false
+
+    init(_ inner: MemoryRingTransport) { self.inner = inner }
+
+    var rank: Int { inner.rank }
+    var worldSize: Int { inner.worldSize }
+    var directEndpoint: String? { inner.directEndpoint }
+    var drops: DropCounts { inner.drops }
+
+    func connectDirect(_ endpoints: [String], generation: UInt64, ringNeighboursOnly: Bool, deadline: Deadline) throws {
+        try inner.connectDirect(endpoints, generation: generation, ringNeighboursOnly: ringNeighboursOnly, deadline: deadline)
+    }
+
+    func peersReady() -> RingTransportCapabilities { inner.peersReady() }
+
+    func send(_ bytes: UnsafeRawBufferPointer, to peer: Int, tag: FrameHeader, deadline: Deadline) throws {
+        try inner.send(bytes, to: peer, tag: tag, deadline: deadline)
+    }
+
+    func receive(
+        from peer: Int, tag: FrameHeader, byteCount: Int, deadline: Deadline, forward: Forward?,
+        _ consume: (UnsafeMutableRawBufferPointer) throws -> Void
+    ) throws {
+        if armed { receiving.signal() }
+        try inner.receive(from: peer, tag: tag, byteCount: byteCount, deadline: deadline, forward: forward, consume)
+    }
+
+    func exchange(
+        _ outgoing: UnsafeRawBufferPointer, to next: Int, tag sendTag: FrameHeader?,
+        _ incoming: UnsafeMutableRawBufferPointer, from prev: Int, tag receiveTag: FrameHeader?,
+        deadline: Deadline
+    ) throws -> UnsafeRawPointer? {
+        try exchangeBySendAndReceive(outgoing, to: next, tag: sendTag, incoming, from: prev, tag: receiveTag, deadline: deadline)
+    }
+
+    func awaitSendsReleased(deadline: Deadline) throws { try inner.awaitSendsReleased(deadline: deadline) }
+    func abandon() { inner.abandon() }
+    func close(lingerMilliseconds: Int) { inner.close(lingerMilliseconds: lingerMilliseconds) }
 }

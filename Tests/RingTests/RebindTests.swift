@@ -11,11 +11,13 @@ final class RebindTests: XCTestCase {
         let first = [try RingListener(bind: "tcp://127.0.0.1:*"), try RingListener(bind: "tcp://127.0.0.1:*")]
         let endpoints = first.map(\.endpoint)
         final class Results: @unchecked Sendable {
-            let lock = NSLock()
-            var errors: [String] = []
-            var sums: [[Float]] = []
-            func add(error: String) { lock.lock(); errors.append(error); lock.unlock() }
-            func add(sum: [Float]) { lock.lock(); sums.append(sum); lock.unlock() }
+            private let lock = NSLock()
+            private var _errors: [String] = []
+            private var _sums: [[Float]] = []
+            func add(error: String) { lock.lock(); _errors.append(error); lock.unlock() }
+            func add(sum: [Float]) { lock.lock(); _sums.append(sum); lock.unlock() }
+            var errors: [String] { lock.lock(); defer { lock.unlock() }; return _errors }
+            var sums: [[Float]] { lock.lock(); defer { lock.unlock() }; return _sums }
         }
         let results = Results()
         nonisolated(unsafe) let listeners = first
@@ -45,10 +47,14 @@ final class RebindTests: XCTestCase {
                 }
             }
         }
-        let other = Thread { rank(1) }
+        let otherDone = DispatchSemaphore(value: 0)
+        let other = Thread {
+            rank(1)
+            otherDone.signal()
+        }
         other.start()
         rank(0)
-        for _ in 0..<100 where results.sums.count < 6 && results.errors.isEmpty { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertEqual(otherDone.wait(timeout: .now() + 60), .success, "rank 1 finished")
         XCTAssertEqual(results.errors, [])
         XCTAssertEqual(results.sums.count, 6)
         XCTAssertTrue(results.sums.allSatisfy { $0[0] == 3 }, "\(results.sums)")

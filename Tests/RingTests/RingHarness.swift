@@ -49,10 +49,25 @@ final class ResultBox: @unchecked Sendable {
     var values: [RingError?] { lock.lock(); defer { lock.unlock() }; return storage }
 }
 
-/// Per-rank storage shared with rank threads (each rank touches only its own entries).
+/// Per-rank storage shared with rank threads (each rank touches only its own entries). Every
+/// access holds a lock: rank threads writing their own entries at once still modify one array.
 final class Shared<T>: @unchecked Sendable {
-    var values: [T]
-    init(_ values: [T]) { self.values = values }
+    private let lock = NSLock()
+    private var storage: [T]
+    init(_ values: [T]) { storage = values }
+
+    var values: [T] {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return storage
+        }
+        _modify {
+            lock.lock()
+            defer { lock.unlock() }
+            yield &storage
+        }
+    }
 }
 
 extension RingOptions {

@@ -27,7 +27,11 @@ final class ZmqTransportTests: XCTestCase {
         let stale = FrameHeader(type: .ringAllReduce, generation: 6, step: 0, collective: 0, chunk: 0)
         try [Float](repeating: 9, count: 4).withUnsafeBytes { try m.setCopy(of: $0) }
         XCTAssertTrue(try intruder.sendFrame(stale, payload: m, scratch: scratch))
-        usleep(100_000)  // let the junk arrive first
+        // The junk reaches rank 1 first: closing the intruder with a linger, its context's
+        // shutdown returns once every queued frame has been written to the connection.
+        try intruder.set(.linger(milliseconds: 5000))
+        intruder.close()
+        context.terminate()
 
         let listenerBox = Shared(listeners.map { Optional($0) })
         let out = Shared([[Float]](repeating: [], count: w))

@@ -5,13 +5,14 @@ import Wire
 import Glibc
 #endif
 
-/// The ring transport: receives from the predecessor on the listener's ZeroMQ PULL sockets and
-/// sends to the successor over PUSH sockets, one connection per stream; message k of an
-/// operation travels on stream `k % streams`, so each stream stays in order. Direct messages
-/// (`MessageType.isDirect`: latency-bound operations) go to any rank over the listener's
-/// `DirectLinks` once `connectDirect` has run: plain stream sockets the calling thread reads
-/// and writes itself, without ZeroMQ's I/O-thread hand-offs; so do `exchange`s, with which the
-/// group runs its bulk all-reduce (`RingOptions.directBulk`).
+/// The ring transport between processes: receives from the predecessor on the listener's
+/// ZeroMQ PULL sockets and sends to the successor over PUSH sockets, one connection per stream;
+/// message k of an operation travels on stream `k % streams`, so each stream stays in order.
+/// Direct messages (`MessageType.isDirect`: latency-bound operations) go to any rank over the
+/// listener's `DirectLinks` once `connectDirect` has run: plain stream sockets the calling
+/// thread reads and writes itself, without ZeroMQ's I/O-thread hand-offs; so do `exchange`s
+/// with the ring neighbours, with which the group runs its bulk all-reduce
+/// (`RingOptions.directBulk`). Those parts are in `ZmqRingTransport+Direct.swift`.
 ///
 /// Between ranks joined over `ipc://`, ring payloads travel in shared memory (`SharedSlots`):
 /// the message carries a descriptor, the sender copies the payload into a slot once, the
@@ -22,10 +23,16 @@ import Glibc
 /// are used in place and forwarded without a copy. The only per-message allocations are
 /// libzmq's own (its buffer for each large received frame, and a small record per zero-copy
 /// send); glibc reuses them (see `RingProcessTuning`).
-public final class ZmqRingTransport: RingTransport {
+///
+/// Used from one thread at a time, except `abandon()` (see `RingTransport`).
+public final class ZmqRingTransport: RingTransport, RingTransportSetup {
+    /// This rank, in `0..<worldSize`.
     public let rank: Int
+    /// Number of ranks.
     public let worldSize: Int
+    /// Received messages dropped so far, on the ring sockets and the direct links.
     public var drops: DropCounts { validator.drops }
+    /// The listener's direct-link endpoint.
     public var directEndpoint: String? { listener.directEndpoint }
     let listener: RingListener
     private let pushes: [ZmqSocket]
@@ -33,12 +40,13 @@ public final class ZmqRingTransport: RingTransport {
     private let headerOut = ZmqMessage(), payloadOut = ZmqMessage()
     /// The successor's shared-memory slots: their name (ipc successors), attached by `peersReady`.
     private let sharedName: String?
-    private var sharedOut: SharedSlots?
-    private let descriptor = UnsafeMutableRawPointer.allocate(byteCount: SharedSlots.descriptorBytes, alignment: 8)
+    private(set) var sharedOut: SharedSlots?
+    /// The descriptor of the payload this rank last put into the successor's slots.
+    let descriptor = UnsafeMutableRawPointer.allocate(byteCount: SharedSlots.descriptorBytes, alignment: 8)
     /// The descriptor of a payload an exchange received in shared memory, and whether that
     /// slot is still held (given back at the next exchange, or when sends are awaited).
-    private let descriptorIn = UnsafeMutableRawPointer.allocate(byteCount: SharedSlots.descriptorBytes, alignment: 8)
-    private var holdsSlot = false
+    let descriptorIn = UnsafeMutableRawPointer.allocate(byteCount: SharedSlots.descriptorBytes, alignment: 8)
+    var holdsSlot = false
     var validator: FrameValidator
     private let ledger = BorrowLedger()
     private let abandoned = Atomic<Bool>(false)
@@ -90,74 +98,27 @@ public final class ZmqRingTransport: RingTransport {
     }
 
     /// Attaches to the successor's shared-memory slots (ipc links). Without them (another
-    /// host's successor, or none could be made) payloads travel inside the messages.
-    public func peersReady() {
+    /// host's successor, or none could be made) payloads travel inside the messages. Exchanges
+    /// are direct once the direct links are connected.
+    public func peersReady() -> RingTransportCapabilities {
         if let sharedName, sharedOut == nil { sharedOut = try? SharedSlots(attaching: sharedName) }
+        return RingTransportCapabilities(exchangesDirectly: listener.direct.isConnected, sharesMemory: sharedOut != nil)
     }
 
-    /// Whether ring payloads to the successor go through shared memory.
-    public var sendsThroughSharedMemory: Bool { sharedOut != nil }
-
-    private var successor: Int { (rank + 1) % worldSize }
-    private var predecessor: Int { (rank + worldSize - 1) % worldSize }
-
-    /// Connects to every other rank's direct links (`endpoints[r]`, this rank's ignored) and
-    /// accepts theirs, or only the ring neighbours'. No direct message is larger than a rank's
-    /// slot of the group's scratch (none is sent between ring neighbours only: only exchanges).
-    public func connectDirect(_ endpoints: [String], generation: UInt64, ringNeighboursOnly: Bool, deadline: Deadline) throws {
-        guard endpoints.count == worldSize else { throw RingError.invalidArgument("\(endpoints.count) direct endpoints") }
-        try listener.direct.connect(
-            rank: rank, endpoints: endpoints, generation: generation,
-            maxPayload: ringNeighboursOnly ? 0 : listener.options.smallAllReduceSlotBytes(worldSize: worldSize),
-            ringNeighboursOnly: ringNeighboursOnly, deadline: deadline,
-            validator: &validator, check: { try checkUsable() })
-    }
-
-    /// Once the direct links are connected, bulk exchanges run over them.
-    public var exchangesDirectly: Bool { listener.direct.isConnected }
-
-    /// Over the direct links. Between ranks joined over `ipc://` the payload goes through the
-    /// successor's shared-memory slots (one copy in, and the receiver reads it in place) and
-    /// the link carries only its descriptor; the received payload then stays in this rank's
-    /// slot until the next call.
-    @discardableResult
-    public func exchange(
-        _ outgoing: UnsafeRawBufferPointer, tag sendTag: FrameHeader?,
-        _ incoming: UnsafeMutableRawBufferPointer, tag receiveTag: FrameHeader?, deadline: Deadline
-    ) throws -> UnsafeRawPointer? {
-        try checkUsable()
-        releaseHeldSlot()
-        guard worldSize > 1, listener.direct.isConnected else {
-            throw RingError.invalidArgument("exchange needs the direct links, which this group has not connected")
-        }
-        var header = sendTag, payload = outgoing
-        if let tag = sendTag, outgoing.count >= SharedSlots.descriptorBytes, let out = sharedOut, out.put(outgoing, descriptor: descriptor) {
-            header!.type = tag.type.sharedPayload
-            payload = UnsafeRawBufferPointer(start: descriptor, count: SharedSlots.descriptorBytes)
-        }
-        let slots = receiveTag == nil ? nil : listener.sharedSlots
-        let shared = try listener.direct.exchange(
-            send: header, payload, to: successor, receive: receiveTag, into: incoming, from: predecessor,
-            head: slots == nil ? nil : UnsafeMutableRawBufferPointer(start: descriptorIn, count: SharedSlots.descriptorBytes),
-            deadline: deadline, spinNanoseconds: spinNanoseconds, validator: &validator, check: { try checkUsable() })
-        guard shared, let slots else { return UnsafeRawPointer(incoming.baseAddress) }
-        let p = try slots.payload(UnsafeRawBufferPointer(start: descriptorIn, count: SharedSlots.descriptorBytes))
-        holdsSlot = true
-        guard p.count == incoming.count else {
-            throw RingError.protocolViolation("\(receiveTag!): \(p.count) bytes in shared memory from rank \(predecessor), expected \(incoming.count)")
-        }
-        return UnsafeRawPointer(p.baseAddress)
-    }
+    var successor: Int { (rank + 1) % worldSize }
+    var predecessor: Int { (rank + worldSize - 1) % worldSize }
 
     /// Gives back the slot the last exchange's payload was read from.
     @inline(__always)
-    private func releaseHeldSlot() {
+    func releaseHeldSlot() {
         if holdsSlot {
             holdsSlot = false
             listener.sharedSlots?.release()
         }
     }
 
+    /// Sends a direct message over the direct link to `peer`, any other to the successor over
+    /// ZeroMQ: into its shared-memory slots when it can, else zero-copy from 64 KiB, else copied.
     public func send(_ bytes: UnsafeRawBufferPointer, to peer: Int, tag: FrameHeader, deadline: Deadline) throws {
         try checkUsable()
         if tag.type.isDirect {
@@ -207,6 +168,8 @@ public final class ZmqRingTransport: RingTransport {
         }
     }
 
+    /// Receives a direct message from `peer`'s direct link, any other from the predecessor's
+    /// ZeroMQ stream `tag.chunk % streams`, in place (in a shared-memory slot, or libzmq's buffer).
     public func receive(
         from peer: Int, tag: FrameHeader, byteCount: Int, deadline: Deadline, forward: Forward?,
         _ consume: (UnsafeMutableRawBufferPointer) throws -> Void
@@ -307,6 +270,8 @@ public final class ZmqRingTransport: RingTransport {
         }
     }
 
+    /// Gives back a shared-memory slot an exchange left held, then waits until ZeroMQ has
+    /// released every zero-copy send.
     public func awaitSendsReleased(deadline: Deadline) throws {
         releaseHeldSlot()
         do { try ledger.awaitIdle(deadline: deadline) } catch {
@@ -314,14 +279,13 @@ public final class ZmqRingTransport: RingTransport {
         }
     }
 
+    /// Makes waits in progress and later calls throw `RingError.abandoned`; waits notice it
+    /// within a poll slice (50 ms). Thread-safe.
     public func abandon() { abandoned.store(true, ordering: .releasing) }
 
-    /// Closes the sockets, dropping anything unsent, and shuts the context down; on return
-    /// ZeroMQ has released every zero-copy send.
-    public func close() { close(lingerMilliseconds: 0) }
-
-    /// Closes as `close()`, but first gives queued messages up to `lingerMilliseconds` to leave
-    /// (a hello that refuses the group still tells the peer why).
+    /// Closes the sockets and the direct links and shuts the context down, after giving queued
+    /// ZeroMQ messages up to `lingerMilliseconds` to leave (0: dropped; a hello that refuses
+    /// the group still tells the peer why); on return ZeroMQ has released every zero-copy send.
     public func close(lingerMilliseconds: Int) {
         if isClosed { return }
         if lingerMilliseconds > 0 {

@@ -118,16 +118,17 @@ struct MessageQueue {
     }
 }
 
-/// One rank's view of a `MemoryRing`. Any rank can send to any other.
-public final class MemoryRingTransport: RingTransport {
+/// One rank's view of a `MemoryRing`. Any rank can send to any other; sends copy, so memory
+/// passed to `send` is free again on return. Used from its rank's thread, except `abandon()`.
+public final class MemoryRingTransport: RingTransport, RingTransportSetup {
+    /// This rank, in `0..<worldSize`.
     public let rank: Int
+    /// Number of ranks.
     public var worldSize: Int { ring.worldSize }
+    /// Received messages dropped so far (of an older generation).
     public private(set) var drops = DropCounts()
     /// Every rank reaches every other directly in memory.
     public var directEndpoint: String? { "memory" }
-    /// Exchanges copy through the mailboxes, but the group runs the same exchange algorithm
-    /// as over direct links, so tests cover it.
-    public var exchangesDirectly: Bool { true }
     private let ring: MemoryRing
     private let abandoned = Atomic<Bool>(false)
     private var closed = false
@@ -137,6 +138,7 @@ public final class MemoryRingTransport: RingTransport {
         self.rank = rank
     }
 
+    /// Copies `bytes` into a pooled message and posts it to `peer`'s mailbox.
     public func send(_ bytes: UnsafeRawBufferPointer, to peer: Int, tag: FrameHeader, deadline: Deadline) throws {
         try checkUsable()
         ring.monitor.lock()
@@ -156,6 +158,8 @@ public final class MemoryRingTransport: RingTransport {
         }
     }
 
+    /// Takes `peer`'s oldest message from this rank's mailbox (waiting for it until `deadline`);
+    /// a forward moves the message itself to the next mailbox.
     public func receive(
         from peer: Int, tag: FrameHeader, byteCount: Int, deadline: Deadline, forward: Forward?,
         _ consume: (UnsafeMutableRawBufferPointer) throws -> Void
@@ -214,14 +218,38 @@ public final class MemoryRingTransport: RingTransport {
         if closed { throw RingError.closed(reason: "transport closed") }
     }
 
-    public func connectDirect(_ endpoints: [String], generation: UInt64, ringNeighboursOnly: Bool, deadline: Deadline) throws {}
+    /// A send and a receive through the mailboxes (a copy each way). The group still runs the
+    /// same exchange algorithm as over direct links, so the tests cover it.
+    @discardableResult
+    public func exchange(
+        _ outgoing: UnsafeRawBufferPointer, to next: Int, tag sendTag: FrameHeader?,
+        _ incoming: UnsafeMutableRawBufferPointer, from prev: Int, tag receiveTag: FrameHeader?,
+        deadline: Deadline
+    ) throws -> UnsafeRawPointer? {
+        try exchangeBySendAndReceive(outgoing, to: next, tag: sendTag, incoming, from: prev, tag: receiveTag, deadline: deadline)
+    }
 
-    public func awaitSendsReleased(deadline: Deadline) throws {}  // sends copy
+    /// Nothing to wait for: sends copy.
+    public func awaitSendsReleased(deadline: Deadline) throws {}
 
+    /// Wakes every waiting rank of the ring, so this one's wait ends promptly. Thread-safe.
     public func abandon() {
         abandoned.store(true, ordering: .releasing)
         ring.monitor.withLock { ring.monitor.broadcast() }
     }
 
-    public func close() { closed = true }
+    /// Later calls throw `RingError.closed`; nothing is queued on this rank's behalf, so there
+    /// is nothing to linger for.
+    public func close(lingerMilliseconds: Int) { closed = true }
+
+    // MARK: - Set-up
+
+    /// Nothing to connect: every rank already reaches every other.
+    public func connectDirect(_ endpoints: [String], generation: UInt64, ringNeighboursOnly: Bool, deadline: Deadline) throws {}
+
+    /// Exchanges count as direct, so that the group runs its exchange algorithms in memory too;
+    /// no shared memory.
+    public func peersReady() -> RingTransportCapabilities {
+        RingTransportCapabilities(exchangesDirectly: true, sharesMemory: false)
+    }
 }
