@@ -4,11 +4,15 @@ import XCTest
 
 /// Ring payloads in shared memory between ranks joined over ipc.
 final class SharedMemoryTests: XCTestCase {
+    /// The endpoints the last `runIpc` bound.
+    var endpoints: [String] = []
+
     /// Ranks on ipc endpoints, a thread each, run `body`; returns each rank's error.
     func runIpc(_ w: Int, _ options: RingOptions, _ body: @escaping @Sendable (Int, RingGroup, RingListener) throws -> Void) throws -> [RingError?] {
         let base = "ipc:///tmp/proclip-shm-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let listeners = try (0..<w).map { try RingListener(bind: "\(base)-\($0)", options: options) }
         let endpoints = listeners.map(\.endpoint)
+        self.endpoints = endpoints
         let box = Shared(listeners.map { Optional($0) })
         return runThreads(w) { r in
             let listener = box.values[r]!
@@ -73,7 +77,9 @@ final class SharedMemoryTests: XCTestCase {
         XCTAssertEqual(errors.compactMap { $0 }, [])
         XCTAssertEqual(paths.values, Array(repeating: "messages", count: w))
         for r in 0..<w { XCTAssertNil(firstMismatch(out.values[r], (0..<30_000).map { expectedSum(w, $0) })) }
-        let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { $0.hasPrefix("proclip-ring-") }
+        // Only this test's names: other processes on the machine may hold slots of their own.
+        let ours = Set(endpoints.map { String(SharedSlots.name(for: $0).dropFirst()) })
+        let left = try FileManager.default.contentsOfDirectory(atPath: "/dev/shm").filter { ours.contains($0) }
         XCTAssertEqual(left, [])
     }
 
