@@ -120,7 +120,7 @@ public struct CheckpointNow: Codable, Sendable, Equatable {
 
     public init(generation: UInt64, reason: String) {
         self.generation = generation
-        self.reason = reason
+        self.reason = ControlLimits.clip(reason)
     }
 }
 
@@ -130,14 +130,14 @@ public struct Heartbeat: Codable, Sendable, Equatable {
     public var generation: UInt64
     /// Global steps this worker has completed.
     public var step: Int
-    public var state: String
+    public var state: WorkerState
     /// Mean seconds per step spent computing and communicating over the last period.
     public var computeSeconds: Double
     public var commSeconds: Double
     /// All-reduce throughput (bus bandwidth) over the last period, GB/s.
     public var allreduceGBs: Double
 
-    public init(workerID: UInt64, generation: UInt64, step: Int, state: String, computeSeconds: Double, commSeconds: Double, allreduceGBs: Double) {
+    public init(workerID: UInt64, generation: UInt64, step: Int, state: WorkerState, computeSeconds: Double, commSeconds: Double, allreduceGBs: Double) {
         self.workerID = workerID
         self.generation = generation
         self.step = step
@@ -189,7 +189,7 @@ public struct FailureReport: Codable, Sendable, Equatable {
         self.workerID = workerID
         self.generation = generation
         self.step = step
-        self.reason = reason
+        self.reason = ControlLimits.clip(reason)
     }
 }
 
@@ -198,6 +198,6 @@ public struct Refusal: Codable, Sendable, Equatable {
     public var reason: String
 
     public init(reason: String) {
-        self.reason = reason
+        self.reason = ControlLimits.clip(reason)
     }
 }

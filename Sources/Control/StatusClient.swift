@@ -31,7 +31,7 @@ public final class StatusClient {
             let ms = max(1, Int((Double(deadline.nanoseconds) - Double(Deadline.now().nanoseconds)) / 1e6))
             if try channel.wait(milliseconds: min(ms, 100)) {
                 while let m = try channel.receive() {
-                    if m.header.type == .statusReply, let r = m.decode(StatusReport.self) { return r }
+                    if m.header.type == .statusReply, let r = channel.decode(StatusReport.self, from: m) { return r }
                 }
             }
         }

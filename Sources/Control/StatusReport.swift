@@ -25,14 +25,14 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var rank: Int?
         public var host: String
         public var pid: Int32
-        public var state: String
+        public var state: MemberState
         public var step: Int
         public var heartbeatAgeSeconds: Double
         public var computeSeconds: Double
         public var commSeconds: Double
         public var allreduceGBs: Double
 
-        public init(id: UInt64, rank: Int?, host: String, pid: Int32, state: String, step: Int, heartbeatAgeSeconds: Double,
+        public init(id: UInt64, rank: Int?, host: String, pid: Int32, state: MemberState, step: Int, heartbeatAgeSeconds: Double,
                     computeSeconds: Double, commSeconds: Double, allreduceGBs: Double) {
             self.id = id
             self.rank = rank
@@ -59,7 +59,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
     }
 
     public var job: String
-    public var state: String
+    public var state: JobState
     public var configHash: String
     public var phase: Phase
     public var step: Int
@@ -80,7 +80,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var events: [Event]
     public var droppedMessages: Int
 
-    public init(job: String, state: String, configHash: String, phase: Phase, step: Int, totalSteps: Int, elapsedSeconds: Double,
+    public init(job: String, state: JobState, configHash: String, phase: Phase, step: Int, totalSteps: Int, elapsedSeconds: Double,
                 etaSeconds: Double?, samplesPerSecond: Double?, loss: [String: Double], lossSmoothed: [String: Double],
                 lr: [String: Double], logitScale: Double?, worldSize: Int, generation: UInt64, lastCheckpoint: String?,
                 lastCheckpointStep: Int?, workers: [Worker], events: [Event], droppedMessages: Int) {

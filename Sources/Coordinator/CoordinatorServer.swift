@@ -237,25 +237,29 @@ public final class CoordinatorServer: @unchecked Sendable {
         var ds: [CoordinatorCore.Directive] = []
         switch m.header.type {
         case .register:
-            guard let hello = m.decode(WorkerHello.self) else { channel.noteMalformed(); return nil }
             let key = peer.map { String($0, radix: 16) }.joined()
             connections[key] = peer
+            guard let hello = channel.decode(WorkerHello.self, from: m) else {
+                // Probably another proclip version: say so rather than leave the worker waiting.
+                ds = refuseRegistration(connection: key, error: channel.intake.lastRefusal)
+                break
+            }
             ds = core.onRegister(connection: key, hello: hello, now: t)
         case .ready:
-            guard let r = m.decode(Ready.self) else { channel.noteMalformed(); return nil }
+            guard let r = channel.decode(Ready.self, from: m) else { return nil }
             ds = core.onReady(r, now: t)
         case .bound:
-            guard let b = m.decode(Bound.self) else { channel.noteMalformed(); return nil }
+            guard let b = channel.decode(Bound.self, from: m) else { return nil }
             ds = core.onBound(b, now: t)
         case .heartbeat:
-            guard let h = m.decode(Heartbeat.self) else { channel.noteMalformed(); return nil }
+            guard let h = channel.decode(Heartbeat.self, from: m) else { return nil }
             ds = core.onHeartbeat(h, now: t)
             // The answer keeps the worker sure the coordinator is alive, and re-delivers the
             // current lease should one have been lost.
             _ = try? channel.send(.lease, Lease(generation: core.generation, leaseEnd: core.leaseEnd),
                                   generation: core.generation, to: peer)
         case .stepReport:
-            guard let batch = m.decode([StepReport].self), !batch.isEmpty else { channel.noteMalformed(); return nil }
+            guard let batch = channel.decode([StepReport].self, from: m) else { return nil }
             for r in batch {
                 if r.generation == core.generation {
                     if r.step <= metricsStep {
@@ -270,27 +274,37 @@ public final class CoordinatorServer: @unchecked Sendable {
                 ds += core.onStepReport(r, now: t)
             }
         case .failure:
-            guard let f = m.decode(FailureReport.self) else { channel.noteMalformed(); return nil }
+            guard let f = channel.decode(FailureReport.self, from: m) else { return nil }
             ds = core.onFailure(f, now: t)
         case .leave:
-            guard let l = m.decode(Leave.self) else { channel.noteMalformed(); return nil }
+            guard let l = channel.decode(Leave.self, from: m) else { return nil }
             ds = core.onLeave(l.workerID, now: t)
         case .checkpointWritten:
-            guard let c = m.decode(CheckpointWritten.self) else { channel.noteMalformed(); return nil }
+            guard let c = channel.decode(CheckpointWritten.self, from: m) else { return nil }
             ds = core.onCheckpoint(step: c.step, path: c.path, now: t)
         case .paramsHeader:
-            guard let h = m.decode(ParamsHeader.self), h.bytes >= 0, h.chunks >= 1, h.chunks <= 1 << 16,
-                  h.bytes <= h.chunks * ControlLimits.paramsChunk else { channel.noteMalformed(); return nil }
+            guard let h = channel.decode(ParamsHeader.self, from: m) else { return nil }
             uploads.begin(h)
         case .paramsChunk:
             if !uploads.add(chunk: Int(m.header.chunk), step: Int(m.header.step), bytes: m.payload) { channel.noteMalformed() }
             ds = startEvaluationIfReady()
         case .statusRequest:
+            guard channel.decode(StatusRequest.self, from: m) != nil else { return nil }
             try channel.send(.statusReply, status(), to: peer)
         default:
             channel.noteMalformed()
         }
         return execute(ds)
+    }
+
+    /// The answer to a registration whose payload was refused (counted as malformed already).
+    func refuseRegistration(connection: String, error: ControlError?) -> [CoordinatorCore.Directive] {
+        let what = error.map { "\($0)" } ?? "WorkerHello refused"
+        let reason = error?.undecodable ?? true
+            ? "the registration did not decode (\(what)): is the worker another proclip version? This coordinator runs "
+              + "\(ProclipInfo.version); run the same proclip build everywhere"
+            : "the registration was refused: \(what)"
+        return [.refuse(connection: connection, Refusal(reason: reason)), .event("refused a registration: \(what)")]
     }
 
     /// Carries out directives; returns an exit status when one ends the job.

@@ -69,22 +69,22 @@ final class ControlClient: @unchecked Sendable {
                     lastHeard = MonotonicClock.now()
                     switch m.header.type {
                     case .welcome:
-                        if let w = m.decode(Welcome.self) {
+                        if let w = channel.decode(Welcome.self, from: m) {
                             period = w.heartbeatSeconds
                             mailbox.deliver(welcome: w)
-                        } else { channel.noteMalformed() }
+                        }
                     case .refuse:
-                        if let r = m.decode(Refusal.self) { mailbox.deliver(refusal: r.reason) } else { channel.noteMalformed() }
+                        if let r = channel.decode(Refusal.self, from: m) { mailbox.deliver(refusal: r.reason) }
                     case .assign:
-                        if let a = m.decode(Assignment.self) { mailbox.deliver(assignment: a) } else { channel.noteMalformed() }
+                        if let a = channel.decode(Assignment.self, from: m) { mailbox.deliver(assignment: a) }
                     case .checkpointNow:
-                        if let c = m.decode(CheckpointNow.self) { mailbox.deliver(checkpointNow: c) } else { channel.noteMalformed() }
+                        if let c = channel.decode(CheckpointNow.self, from: m) { mailbox.deliver(checkpointNow: c) }
                     case .go:
-                        if let g = m.decode(Go.self) { mailbox.deliver(go: g) } else { channel.noteMalformed() }
+                        if let g = channel.decode(Go.self, from: m) { mailbox.deliver(go: g) }
                     case .lease:
-                        if let l = m.decode(Lease.self) { mailbox.deliver(lease: l) } else { channel.noteMalformed() }
+                        if let l = channel.decode(Lease.self, from: m) { mailbox.deliver(lease: l) }
                     case .stop:
-                        if let s = m.decode(Stop.self) { mailbox.deliver(stop: s.reason) } else { channel.noteMalformed() }
+                        if let s = channel.decode(Stop.self, from: m) { mailbox.deliver(stop: s.reason) }
                     default:
                         channel.noteMalformed()
                     }

@@ -25,7 +25,7 @@ final class Mailbox: @unchecked Sendable {
     struct Health {
         var generation: UInt64 = 0
         var step = 0
-        var state = "joining"
+        var state = WorkerState.joining
         var computeSeconds = 0.0
         var commSeconds = 0.0
         var allreduceGBs = 0.0

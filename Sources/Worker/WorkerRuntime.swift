@@ -98,7 +98,7 @@ public final class WorkerRuntime {
         _ = try DataCheck.variantMap(config: config, dataset: dataset)
         mailbox.post(.ready(Ready(workerID: welcome.workerID, manifestHash: dataset.manifest.contentHash)))
         log("worker \(welcome.workerID): job '\(config.name)', data \(dataPath) (\(dataset.manifest.contentHash)), ring endpoint \(endpoint)")
-        mailbox.setHealth { $0.state = "ready" }
+        mailbox.setHealth { $0.state = .ready }
 
         let layout = ParameterLayout(config.model)
         let store = ParameterStore(layout: layout)
@@ -134,7 +134,7 @@ public final class WorkerRuntime {
                                store: ParameterStore, workerID: UInt64) throws {
         let g = a.generation
         log("generation \(g): rank \(a.rank) of \(a.world), steps \(a.startStep)..<\(a.totalSteps)")
-        mailbox.setHealth { $0.generation = g; $0.step = a.startStep; $0.state = "connecting" }
+        mailbox.setHealth { $0.generation = g; $0.step = a.startStep; $0.state = .connecting }
         var optimizerSteps = 0
         if let path = a.resume {
             do {
@@ -207,7 +207,7 @@ public final class WorkerRuntime {
         var global = a.startStep
         var executor: DistributedExecutor?
         var stats = (compute: 0.0, comm: 0.0, bytes: 0, reduce: 0.0, n: 0)
-        mailbox.setHealth { $0.state = "running" }
+        mailbox.setHealth { $0.state = .running }
         while global < a.totalSteps {
             _ = mailbox.wait(until: .after(seconds: 365 * 86400), { m in
                 superseded() || m.controlError != nil || (m.leaseEnd(for: g) ?? 0) > global
@@ -275,13 +275,13 @@ public final class WorkerRuntime {
                     return
                 }
                 log("generation \(g) failed at step \(global): \(e)")
-                mailbox.setHealth { $0.state = "failed" }
+                mailbox.setHealth { $0.state = .failed }
                 mailbox.post(.failure(FailureReport(workerID: workerID, generation: g, step: global, reason: "\(e)")))
                 return
             }
             if mailbox.monitor.withLock(superseded) { return }
         }
-        mailbox.setHealth { $0.state = "finished"; $0.step = global }
+        mailbox.setHealth { $0.state = .finished; $0.step = global }
         if a.rank == 0, let (phase, _) = loop.plan.locate(globalStep: max(global - 1, 0)) {
             upload(store, step: global, phase: phase.index, final: true)
         }
@@ -296,9 +296,4 @@ public final class WorkerRuntime {
         let chunks = (bytes.count + ControlLimits.paramsChunk - 1) / ControlLimits.paramsChunk
         mailbox.post(.params(ParamsHeader(step: step, phase: phase, final: final, bytes: bytes.count, chunks: chunks), bytes))
     }
-}
-
-/// The version string a worker and coordinator exchange.
-public enum ProclipInfo {
-    public static let version = "0.1.0"
 }

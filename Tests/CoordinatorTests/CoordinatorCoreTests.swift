@@ -5,7 +5,7 @@ import XCTest
 /// Every transition of the coordinator's state machine, with time as a parameter.
 final class CoordinatorCoreTests: XCTestCase {
     func hello(_ host: String, _ pid: Int32, config: String? = nil) -> WorkerHello {
-        WorkerHello(version: "t", host: host, pid: pid, threads: 1, dataEndpoint: "tcp://\(host):\(1000 + pid)", configHash: config)
+        WorkerHello(version: ProclipInfo.version, host: host, pid: pid, threads: 1, dataEndpoint: "tcp://\(host):\(1000 + pid)", configHash: config)
     }
 
     /// Registers a worker and reports its dataset ready; returns the directives of both.
@@ -68,7 +68,7 @@ final class CoordinatorCoreTests: XCTestCase {
               case .refuseMember(let id, let refusal) = stop else { return XCTFail("\(ds)") }
         let reason = refusal.reason
         XCTAssertTrue(reason.contains("data manifest differs") && reason.contains("other") && reason.contains("m1"), reason)
-        XCTAssertEqual(c.members[id]?.state, "left")
+        XCTAssertEqual(c.members[id]?.state, .left)
         let ds2 = c.onRegister(connection: "y", hello: hello("h", 2, config: "c9"), now: 0)
         guard case .refuse(_, let r2) = ds2[0] else { return XCTFail("\(ds2)") }
         XCTAssertTrue(r2.reason.contains("config differs") && r2.reason.contains("c9"), r2.reason)
@@ -114,7 +114,7 @@ final class CoordinatorCoreTests: XCTestCase {
         _ = c.onCheckpoint(step: 5, path: "/ckpt/step5.lz4")
         let ids = Array(c.members.keys)
         for t in stride(from: 1.0, through: 12, by: 1) {
-            for id in ids.dropFirst() { _ = c.onHeartbeat(Heartbeat(workerID: id, generation: 1, step: 6, state: "running", computeSeconds: 0, commSeconds: 0, allreduceGBs: 0), now: t) }
+            for id in ids.dropFirst() { _ = c.onHeartbeat(Heartbeat(workerID: id, generation: 1, step: 6, state: .running, computeSeconds: 0, commSeconds: 0, allreduceGBs: 0), now: t) }
         }
         let ds = c.onTick(now: 12)
         XCTAssertTrue(ds.contains { if case .event(let e) = $0 { return e.hasPrefix("dead: worker \(ids[0])") }; return false }, "\(ds)")
@@ -178,7 +178,7 @@ final class CoordinatorCoreTests: XCTestCase {
         XCTAssertEqual(c.generation, 1)
         let id = c.ring[0]
         _ = c.onFailure(FailureReport(workerID: id, generation: 1, step: 0, reason: "joining the ring: timed out"), now: 1)
-        for id in c.ring { _ = c.onHeartbeat(Heartbeat(workerID: id, generation: 1, step: 0, state: "failed", computeSeconds: 0, commSeconds: 0, allreduceGBs: 0), now: 2) }
+        for id in c.ring { _ = c.onHeartbeat(Heartbeat(workerID: id, generation: 1, step: 0, state: .failed, computeSeconds: 0, commSeconds: 0, allreduceGBs: 0), now: 2) }
         XCTAssertTrue(assignments(c.onTick(now: 2)).isEmpty, "within the grace")
         let ds = c.onTick(now: 4.5)
         XCTAssertEqual(c.generation, 2)

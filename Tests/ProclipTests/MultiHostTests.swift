@@ -43,7 +43,7 @@ final class MultiHostTests: XCTestCase {
         var seen: StatusReport?
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline, coordinator.poll() == nil {
-            if let r = try? client.query(timeout: 0.5), r.state == "running", r.step >= 1 { seen = r; break }
+            if let r = try? client.query(timeout: 0.5), r.state == .running, r.step >= 1 { seen = r; break }
             usleep(50_000)
         }
         let r = try XCTUnwrap(seen, "status while running:\n" + ((try? String(contentsOfFile: dir + "/coordinator.log", encoding: .utf8)) ?? ""))

@@ -127,7 +127,7 @@ final class ResumeTests: XCTestCase {
         let client = try StatusClient(endpoint: "tcp://127.0.0.1:\(port)")
         let deadline = Date().addingTimeInterval(300)
         while Date() < deadline && p.poll() == nil {
-            if let r = try? client.query(timeout: 0.2), r.state == "running", r.step >= 30 { break }
+            if let r = try? client.query(timeout: 0.2), r.state == .running, r.step >= 30 { break }
             usleep(5_000)
         }
         XCTAssertNil(p.poll(), "still running when stopped")
