@@ -8,7 +8,7 @@ import Control
 /// `finishing` (last step done, final report pending) → `done`; `stopping` on a stop request;
 /// `failed` when the job cannot go on. Member states (`MemberState`): `joining` (welcomed, opening
 /// its data) → `standby` (ready) ⇄ `assigned` (in the current generation) → `dead` (heartbeats
-/// stopped) or `left`.
+/// stopped) or `left`. A worker of another proclip version is refused at registration.
 ///
 /// Membership changes bump the generation. A new generation restarts from the newest checkpoint
 /// (or from the start), so every worker holds the same state; messages of older generations are
@@ -141,6 +141,12 @@ public struct CoordinatorCore: Sendable {
     public mutating func onRegister(connection: String, hello: WorkerHello, now: Double) -> [Directive] {
         if state == .done || state == .failed || state == .stopping {
             return [.refuse(connection: connection, Refusal(reason: "the job is \(state.rawValue)"))]
+        }
+        if hello.version != ProclipInfo.version {
+            let reason = "proclip version differs: the worker runs \(hello.version), the coordinator \(ProclipInfo.version) "
+                + "(run the same proclip build everywhere)"
+            return [.refuse(connection: connection, Refusal(reason: reason)),
+                    .event("refused \(hello.host):\(hello.pid): version \(hello.version) ≠ \(ProclipInfo.version)")]
         }
         if let h = hello.configHash, h != configHash {
             return [.refuse(connection: connection, Refusal(reason: "config differs: the worker's config hashes to \(h), the coordinator's to \(configHash)")),
