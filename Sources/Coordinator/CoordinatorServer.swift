@@ -8,6 +8,7 @@ import Tensors
 import Wire
 import Basics
 import Job
+import Synchronization
 
 /// How the coordinator runs.
 public struct CoordinatorOptions: Sendable {
@@ -47,10 +48,27 @@ public struct CoordinatorOptions: Sendable {
     }
 }
 
+/// A stop asked for from another thread (a signal handler's): raised there, seen by the control loop.
+public final class StopRequest: Sendable {
+    private let raised = Atomic<Bool>(false)
+
+    public init() {}
+
+    /// Asks for the stop (from any thread).
+    public func raise() { raised.store(true, ordering: .releasing) }
+
+    /// Whether a stop was asked for.
+    public var isRaised: Bool { raised.load(ordering: .acquiring) }
+}
+
 /// The coordinator daemon's shell: owns the ROUTER socket, the clock, the run directory and the
 /// evaluation thread, and carries out what `CoordinatorCore` decides. It is not on the per-step
 /// critical path: workers run leased steps and report asynchronously.
-public final class CoordinatorServer: @unchecked Sendable {
+///
+/// Not Sendable: everything here belongs to the thread running `serve()`. Other threads reach it
+/// through two Sendable doors only: `stopRequest` (signals) and `handoff` (the evaluation thread,
+/// which gets its inputs as a Sendable `EvaluationJob` and hands back an `EvaluationOutcome`).
+public final class CoordinatorServer {
     let options: CoordinatorOptions
     var core: CoordinatorCore
     let dataset: FeatureDataset
@@ -66,8 +84,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     var uploads = ParamsAssembler()
     var pendingEvaluations: [Int: (phase: Int, final: Bool)] = [:]
     var evaluating = false
-    let results = Monitor()
-    var finishedEvaluations: [(EvalReport, phase: Int, step: Int, final: Bool)] = []
+    /// Finished evaluations, from the evaluation thread.
+    let handoff = EvaluationHandoff()
     var reports: [EvalReport] = []
     var events: [StatusReport.Event] = []
     var smoothed: [String: Double] = [:]
@@ -77,8 +95,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     var lostMetrics: String?
     /// The step of the last line in metrics.jsonl.
     var metricsStep = 0
-    private var stopFlag = Monitor()
-    private var stopRequested = false
+    /// Raise to stop the job (from a signal handler's thread).
+    public let stopRequest = StopRequest()
 
     public init(options: CoordinatorOptions) throws {
         self.options = options
@@ -159,8 +177,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// The endpoint actually bound (a wildcard port resolved).
     public var endpoint: String { (try? channel.socket.lastEndpoint()) ?? options.listen }
 
-    /// Stop the job (from a signal handler thread).
-    public func requestStop() { stopFlag.withLock { stopRequested = true } }
+    /// Stop the job (from the thread running `serve()`; other threads raise `stopRequest`).
+    public func requestStop() { stopRequest.raise() }
 
     func now() -> Double { MonotonicClock.now() - started }
 
@@ -176,7 +194,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             let earlier = run.evalReports(upTo: step).filter { $0.phase != nil }
             reports += earlier
         }
-        try? run.writeEval(reports)
+        saveEval()
         for note in resumeNotes { record(note) }
         if let lost = lostMetrics { record(lost) }
         if let step = resumeStep, step >= core.totalSteps, let path = core.checkpoint?.path {
@@ -198,7 +216,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             }
             let t = now()
             var directives: [CoordinatorCore.Directive] = []
-            if !stopHandled && stopFlag.withLock({ stopRequested }) {
+            if !stopHandled && stopRequest.isRaised {
                 stopHandled = true
                 directives += core.onStopRequested(now: t)
             }
