@@ -78,6 +78,7 @@ let package = Package(
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Basics", "Tensors", "CAllocCounter"], swiftSettings: v5),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Basics", "Tensors", "CAllocCounter"], swiftSettings: v5),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Basics", "Model", "Tensors"], swiftSettings: v5),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Wire"], swiftSettings: v5),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Control"], swiftSettings: v5),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Job", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
         .testTarget(name: "JobConfigTests", dependencies: ["JobConfig", "Model"], swiftSettings: v5),

@@ -34,7 +34,7 @@ extension Leave: ControlPayload {
 
 extension Stop: ControlPayload {
     public func validated() throws -> Stop {
-        try Fields("Stop").text("reason", reason, max: ControlLimits.maxReason)
+        try Fields("Stop").text("reason", reason, max: ControlLimits.maxReason, empty: true)
         return self
     }
 }

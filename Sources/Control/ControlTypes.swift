@@ -151,9 +151,17 @@ public struct Stop: Codable, Sendable, Equatable {
     public init(reason: String) { self.reason = ControlLimits.clip(reason) }
 }
 
-/// Asks for a status report (its body is empty).
+/// Asks for a status report (its body is an empty JSON object).
 public struct StatusRequest: Codable, Sendable, Equatable {
+    private enum CodingKeys: CodingKey {}
+
     public init() {}
+
+    /// Requires a JSON object (the synthesised decoder of a type without fields would take any
+    /// payload at all, even one that is not JSON).
+    public init(from decoder: any Decoder) throws {
+        _ = try decoder.container(keyedBy: CodingKeys.self)
+    }
 }
 
 /// A worker's answer to an assignment: it left its previous ring and listens again.

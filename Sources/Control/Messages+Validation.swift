@@ -76,7 +76,7 @@ extension CheckpointNow: ControlPayload {
     public func validated() throws -> CheckpointNow {
         let f = Fields("CheckpointNow")
         try f.generation("generation", generation)
-        try f.text("reason", reason, max: ControlLimits.maxReason)
+        try f.text("reason", reason, max: ControlLimits.maxReason, empty: true)
         return self
     }
 }
@@ -118,14 +118,14 @@ extension FailureReport: ControlPayload {
         try f.id("workerID", workerID)
         try f.generation("generation", generation)
         try f.step("step", step)
-        try f.text("reason", reason, max: ControlLimits.maxReason)
+        try f.text("reason", reason, max: ControlLimits.maxReason, empty: true)
         return self
     }
 }
 
 extension Refusal: ControlPayload {
     public func validated() throws -> Refusal {
-        try Fields("Refusal").text("reason", reason, max: ControlLimits.maxReason)
+        try Fields("Refusal").text("reason", reason, max: ControlLimits.maxReason, empty: true)
         return self
     }
 }

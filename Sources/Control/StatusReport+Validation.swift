@@ -68,7 +68,7 @@ extension StatusReport.Event: ControlPayload {
     public func validated() throws -> StatusReport.Event {
         let f = Fields(Self.messageName)
         try f.number("time", time)
-        try f.text("text", text, max: ControlLimits.maxEventText)
+        try f.text("text", text, max: ControlLimits.maxEventText, empty: true)
         return self
     }
 }
