@@ -92,8 +92,9 @@ public final class ControlSocket {
     /// Drops counted so far (bad headers, unknown types, oversized payloads, refused payloads).
     public var dropped: Int { intake.dropped }
 
-    /// Counts a message refused for a reason other than its payload (an unexpected type, …).
-    public func noteMalformed() { intake.refuse() }
+    /// Counts a message refused for a reason other than its payload's own checks (an unexpected
+    /// type, a chunk of no upload, an upload larger than the model, …).
+    public func noteMalformed(_ error: ControlError? = nil) { intake.refuse(error) }
 
     /// `m`'s payload as a `T` whose every field passed its checks, or nil (counted as malformed;
     /// never fatal).

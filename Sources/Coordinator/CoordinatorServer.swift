@@ -97,6 +97,9 @@ public final class CoordinatorServer {
     var metricsStep = 0
     /// Raise to stop the job (from a signal handler's thread).
     public let stopRequest = StopRequest()
+    /// The largest parameter upload taken: this model's parameters and EMA teacher as float32,
+    /// plus room for the safetensors header (a larger one would only allocate memory for nothing).
+    let maxUploadBytes: Int
 
     public init(options: CoordinatorOptions) throws {
         self.options = options
@@ -107,6 +110,8 @@ public final class CoordinatorServer {
         let map = try DataCheck.variantMap(config: config, dataset: dataset)
         plan = try CurriculumPlan(config: config, trainCount: dataset.indices(of: .train).count)
         evaluator = try Evaluator(dataset: dataset, config: config, variantMap: map, maxSamples: options.evalSamples)
+        let layout = ParameterLayout(config.model)
+        maxUploadBytes = 4 * (layout.count + layout.range(of: .image).count) + (1 << 20)
         let total = min(plan.totalSteps, options.maxSteps ?? Int.max)
         var settings = CoordinatorCore.Settings(minWorkers: options.minWorkers, workers: options.workers)
         settings.heartbeatTimeout = options.heartbeatTimeout
@@ -302,6 +307,10 @@ public final class CoordinatorServer {
             ds = core.onCheckpoint(step: c.step, path: c.path, now: t)
         case .paramsHeader:
             guard let h = channel.decode(ParamsHeader.self, from: m) else { return nil }
+            guard h.bytes <= maxUploadBytes else {
+                channel.noteMalformed(ControlError("ParamsHeader", "bytes", "\(h.bytes) exceeds the \(maxUploadBytes) bytes of this model's parameters"))
+                return nil
+            }
             uploads.begin(h)
         case .paramsChunk:
             if !uploads.add(chunk: Int(m.header.chunk), step: Int(m.header.step), bytes: m.payload) { channel.noteMalformed() }

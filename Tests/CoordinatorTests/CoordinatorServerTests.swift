@@ -12,8 +12,8 @@ import XCTest
 
 /// The coordinator's shell in this process, with a scripted worker on a DEALER socket: a job of
 /// two one-step phases runs to its end through both evaluations (the evaluation thread's hand-off),
-/// registrations that do not decode or come from another version are refused, and a stop request
-/// from another thread ends the job.
+/// registrations that do not decode or come from another version are refused, an oversized upload
+/// is refused, and a stop request from another thread ends the job.
 final class CoordinatorServerTests: XCTestCase {
     var dir = ""
 
@@ -162,7 +162,14 @@ final class CoordinatorServerTests: XCTestCase {
         store.initialize(seed: 3)
         try w.channel.send(.stepReport, [report(a.generation, step: 1, phase: 0)], generation: a.generation, step: 1)
         try w.upload(store, step: 1, phase: 0, final: false)
-        let status = try StatusClient(endpoint: endpoint).query(timeout: 10)
+        // The status client's connection is not ordered with the worker's: ask until the report is in.
+        let client = try StatusClient(endpoint: endpoint)
+        var status = try client.query(timeout: 10)
+        let deadline = Deadline.after(seconds: 10)
+        while status.step < 1 && !deadline.hasPassed {
+            usleep(20_000)
+            status = try client.query(timeout: 10)
+        }
         XCTAssertEqual(status.step, 1)
         XCTAssertEqual(status.workers.map(\.state), [.assigned])
         XCTAssertGreaterThanOrEqual(status.droppedMessages, 1, "the registration that did not decode is counted")
@@ -189,6 +196,13 @@ final class CoordinatorServerTests: XCTestCase {
         let exit = serve(server)
         let w = try FakeWorker(endpoint)
         _ = try join(w)
+        // An upload far larger than this model's parameters is refused before anything is allocated.
+        try w.channel.send(.paramsHeader, ParamsHeader(step: 1, phase: 0, final: false, bytes: 1 << 34, chunks: 2048), step: 1)
+        let client = try StatusClient(endpoint: endpoint)
+        var dropped = 0
+        let deadline = Deadline.after(seconds: 10)
+        while dropped < 1 && !deadline.hasPassed { dropped = try client.query(timeout: 10).droppedMessages }
+        XCTAssertEqual(dropped, 1)
         Thread { stopRequest.raise() }.start()
         let stop = try XCTUnwrap(w.channel.decode(Stop.self, from: try w.next(.stop)))
         XCTAssertEqual(stop.reason, "the coordinator is stopping")
