@@ -61,6 +61,7 @@ public struct ControlError: Error, Sendable, Equatable, CustomStringConvertible 
         }
     }
 
+    /// "Message.field problem" ("Assignment.rank 5 outside 0..<4"), or "Message: problem".
     public var description: String {
         guard let field else { return "\(message): \(problem)" }
         return undecodable ? "\(message).\(field): \(problem)" : "\(message).\(field) \(problem)"

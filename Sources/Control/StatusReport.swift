@@ -1,5 +1,6 @@
 /// What `proclip status` shows: the job, its progress and every worker.
 public struct StatusReport: Codable, Sendable, Equatable {
+    /// The phase the job is in, and its progress.
     public struct Phase: Codable, Sendable, Equatable {
         public var index: Int
         public var count: Int
@@ -20,6 +21,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// One registered worker, as the coordinator sees it.
     public struct Worker: Codable, Sendable, Equatable {
         public var id: UInt64
         public var rank: Int?
@@ -47,6 +49,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// A recent log line of the coordinator.
     public struct Event: Codable, Sendable, Equatable {
         /// Seconds since the coordinator started.
         public var time: Double

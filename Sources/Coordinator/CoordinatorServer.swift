@@ -416,7 +416,8 @@ extension CoordinatorServer {
             throw TrainingError("\(header.path): the checkpoint's model \(header.model) differs from the config's \(config.model)")
         }
         notes.append("resume: from \(header.path) (step \(meta.step), phase '\(meta.phaseName)', epoch \(meta.epoch) step \(meta.epochStep))")
-        return ((meta.step, header.path), notes, meta.extra["metrics"])
+        // Absolute: the path travels to workers, which may run in another directory or on another host.
+        return ((meta.step, absolutePath(header.path)), notes, meta.extra["metrics"])
     }
 }
 
