@@ -35,6 +35,9 @@ public final class StatusClient {
                 }
             }
         }
+        if let refused = channel.intake.lastRefusal {
+            throw WireError.timedOut("the coordinator at \(endpoint) answered, but its status was refused (\(refused)) — is it another proclip version?")
+        }
         throw WireError.timedOut("no coordinator answered at \(endpoint) within \(timeout) s — is `proclip coordinator` running there?")
     }
 }
