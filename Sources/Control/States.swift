@@ -24,7 +24,7 @@ public enum JobState: String, Sendable, Codable, CaseIterable {
 
 /// A registered worker as the coordinator sees it (`StatusReport.Worker.state`). Legal
 /// transitions: `joining` → `standby` (dataset ready) ⇄ `assigned` (in the current generation);
-/// `joining`, `standby` or `assigned` → `dead` (heartbeats stopped); any live state → `left`.
+/// `joining`, `standby` or `assigned` → `dead` (heartbeats stopped); any state → `left`.
 public enum MemberState: String, Sendable, Codable, CaseIterable {
     /// Welcomed, opening its dataset.
     case joining
