@@ -5,6 +5,9 @@ import Glibc
 /// A mutex with one condition variable on the monotonic clock: the blocking primitive shared by
 /// the in-memory ring transport, the bucket reducer, the checkpoint writer and the worker's
 /// mailbox. Waits are made holding the lock (inside `withLock`).
+///
+/// `@unchecked Sendable`: it is the lock itself; the pthread objects are allocated once in `init`
+/// and only used through pthread calls, which are thread-safe.
 public final class Monitor: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)

@@ -73,6 +73,9 @@ public struct SavedCheckpoint: Sendable, Equatable {
 ///
 /// When to save is the caller's decision (the coordinator's). Results come back through
 /// `takeOutcomes()` and `finish()`. All methods are for one calling thread.
+///
+/// `@unchecked Sendable` (the writer thread captures it): what both threads touch is guarded by
+/// `monitor`; `thread` is the calling thread's alone; the snapshot changes hands as `Snapshot` says.
 public final class CheckpointWriter: @unchecked Sendable {
     /// Where checkpoints go.
     public let directory: CheckpointDirectory

@@ -10,6 +10,10 @@ import Glibc
 /// copy never waits on page faults, then refilled for every save. The copy is what training
 /// waits for, so it is a plain `memcpy`; byte shuffling, when on, happens tensor by tensor while
 /// writing, on the writer thread, through a scratch buffer the size of the largest tensor.
+///
+/// `@unchecked Sendable`: used by one thread at a time, handed over by `CheckpointWriter`'s monitor
+/// (`writing`, `snapshotReady`): the caller's thread fills it (`save`) or the writer thread does
+/// (`beginSave`); only the writer thread writes it out, and `scratch` is the writer thread's.
 final class Snapshot: @unchecked Sendable {
     let plan: CheckpointPlan
     let bytes: UnsafeMutableRawPointer

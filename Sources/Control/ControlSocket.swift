@@ -3,15 +3,70 @@ import Wire
 
 /// One control-plane message as received: its header (type, generation, step) and payload bytes,
 /// and for a ROUTER socket the peer it came from.
-public struct ControlMessage {
+public struct ControlMessage: Sendable {
     public let header: FrameHeader
     public let payload: [UInt8]
     /// The sender's routing identity (ROUTER sockets only).
     public let peer: [UInt8]?
 
-    /// Decodes the JSON payload; nil (counted by the caller as malformed) when it does not parse.
-    public func decode<T: Decodable>(_ type: T.Type) -> T? {
-        try? JSONDecoder().decode(T.self, from: Data(payload))
+    /// A received message (the socket makes these; tests and fuzzers too).
+    public init(header: FrameHeader, payload: [UInt8], peer: [UInt8]?) {
+        self.header = header
+        self.payload = payload
+        self.peer = peer
+    }
+
+    /// Decodes the JSON payload and checks every field (`validated()`); throws a `ControlError`
+    /// naming the message and field otherwise.
+    public func decode<T: ControlPayload>(_ type: T.Type) throws -> T {
+        try T.decoded(from: payload)
+    }
+}
+
+/// The receiving side of a control socket without the socket: the header check (`FrameValidator`:
+/// magic, version, type accepted, payload size) and the typed decode (`ControlMessage.decode`),
+/// with every refusal counted. `ControlSocket` receives through one; the decoder's fuzz test
+/// drives one directly.
+public struct ControlIntake: Sendable {
+    /// Checks headers; counts what it drops.
+    public var validator: FrameValidator
+    /// Payloads refused by `decode` (did not decode, or a field out of range).
+    public private(set) var malformed = 0
+    /// The most recent refusal, for logs.
+    public private(set) var lastRefusal: ControlError?
+
+    /// Accepts the `(type, largest payload)` pairs given.
+    public init(accepting: [(MessageType, maxPayload: Int)]) {
+        validator = FrameValidator(accepting: accepting)
+    }
+
+    /// Messages dropped or refused so far.
+    public var dropped: Int { validator.drops.total + malformed }
+
+    /// Checks one received message's frames: the message, or nil when it was dropped (counted).
+    public mutating func admit(header: UnsafeRawBufferPointer, payload: [UInt8]?, extraFrames: Int = 0, peer: [UInt8]? = nil) -> ControlMessage? {
+        switch validator.validate(header: header, payloadCount: payload?.count, extraFrames: extraFrames) {
+        case .success(let h): return ControlMessage(header: h, payload: payload ?? [], peer: peer)
+        case .failure: return nil
+        }
+    }
+
+    /// `m`'s payload as a `T` whose every field passed its checks, or nil (counted as malformed).
+    public mutating func decode<T: ControlPayload>(_ type: T.Type, from m: ControlMessage) -> T? {
+        do {
+            return try m.decode(T.self)
+        } catch let e as ControlError {
+            refuse(e)
+        } catch {
+            refuse(ControlError(undecodable: T.messageName, error))
+        }
+        return nil
+    }
+
+    /// Counts a message refused for another reason (an unexpected type, a chunk of no upload).
+    public mutating func refuse(_ error: ControlError? = nil) {
+        malformed += 1
+        if let error { lastRefusal = error }
     }
 }
 
@@ -21,9 +76,8 @@ public struct ControlMessage {
 public final class ControlSocket {
     public let socket: ZmqSocket
     public let isRouter: Bool
-    public private(set) var validator: FrameValidator
-    /// JSON payloads that did not decode (counted by callers via `noteMalformed`).
-    public private(set) var malformed = 0
+    /// The header checks and refusal counts.
+    public private(set) var intake: ControlIntake
     private let headerMessage = ZmqMessage()
     private let payloadMessage = ZmqMessage()
     private let scratch = ZmqMessage()
@@ -32,14 +86,21 @@ public final class ControlSocket {
     public init(socket: ZmqSocket, accepting: [(MessageType, maxPayload: Int)]) {
         self.socket = socket
         isRouter = socket.type == .router
-        validator = FrameValidator(accepting: accepting)
+        intake = ControlIntake(accepting: accepting)
     }
 
-    /// Drops counted so far (bad headers, unknown types, oversized payloads, malformed JSON).
-    public var dropped: Int { validator.drops.total + malformed }
+    /// Drops counted so far (bad headers, unknown types, oversized payloads, refused payloads).
+    public var dropped: Int { intake.dropped }
 
-    /// Counts a payload that did not decode.
-    public func noteMalformed() { malformed += 1 }
+    /// Counts a message refused for a reason other than its payload's own checks (an unexpected
+    /// type, a chunk of no upload, an upload larger than the model, …).
+    public func noteMalformed(_ error: ControlError? = nil) { intake.refuse(error) }
+
+    /// `m`'s payload as a `T` whose every field passed its checks, or nil (counted as malformed;
+    /// never fatal).
+    public func decode<T: ControlPayload>(_ type: T.Type, from m: ControlMessage) -> T? {
+        intake.decode(T.self, from: m)
+    }
 
     /// Sends `value` as JSON. Returns false if the socket cannot take it now (or, on a ROUTER,
     /// the peer is gone).
@@ -75,7 +136,7 @@ public final class ControlSocket {
             peer = Array(identity.bytes)
             identity.clear()
         }
-        switch try socket.receiveFrame(header: headerMessage, payload: payloadMessage, validator: &validator) {
+        switch try socket.receiveFrame(header: headerMessage, payload: payloadMessage, validator: &intake.validator) {
         case .none:
             return nil
         case .dropped:

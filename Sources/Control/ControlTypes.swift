@@ -46,6 +46,63 @@ public enum ControlLimits {
 
     /// What `proclip status` accepts.
     public static let statusAccepts: [(MessageType, maxPayload: Int)] = [(.statusReply, json), (.refuse, json)]
+
+    // Field limits, checked by every message's `validated()`.
+
+    /// Most ranks in a generation.
+    public static let maxWorld = 4096
+    /// Largest global step (far beyond any plan; keeps step arithmetic clear of overflow).
+    public static let maxStep = 1 << 40
+    /// Most phases in a plan.
+    public static let maxPhases = 1024
+    /// Most threads a worker may announce.
+    public static let maxThreads = 4096
+    /// Longest reason (refusals, failures, stops, goodbyes), in UTF-8 bytes; longer ones are cut
+    /// by the messages' initialisers.
+    public static let maxReason = 4 << 10
+    /// Longest host name (DNS's limit).
+    public static let maxHost = 255
+    /// Longest endpoint, version and hash.
+    public static let maxEndpoint = 1024
+    public static let maxVersion = 64
+    public static let maxHash = 256
+    /// Longest path (Linux's PATH_MAX).
+    public static let maxPath = 4096
+    /// Longest name (job, phase, kind, loss term, …).
+    public static let maxName = 256
+    /// Most named terms in a loss or learning-rate table.
+    public static let maxTerms = 64
+    /// Longest metrics.jsonl line carried by a step report.
+    public static let maxMetricsLine = 64 << 10
+    /// Longest status event.
+    public static let maxEventText = 16 << 10
+    /// Most events and workers in a status report.
+    public static let maxEvents = 1000
+    public static let maxWorkers = 1 << 16
+    /// Most messages in one batch (step reports).
+    public static let maxBatch = 10_000
+    /// Longest heartbeat period, seconds.
+    public static let maxHeartbeatSeconds = 3600.0
+    /// Most checkpoints kept.
+    public static let maxKeep = 1_000_000
+    /// Most chunks in a parameter upload.
+    public static let maxParamsChunks = 1 << 16
+
+    /// `text` cut to at most `maxReason` UTF-8 bytes (on a character boundary), for reasons built
+    /// from error descriptions of any length.
+    public static func clip(_ text: String, to limit: Int = maxReason) -> String {
+        if text.utf8.count <= limit { return text }
+        var out = ""
+        var used = 0
+        let marker = " …"
+        for c in text {
+            let n = c.utf8.count
+            if used + n + marker.utf8.count > limit { break }
+            out.append(c)
+            used += n
+        }
+        return out + marker
+    }
 }
 
 /// Announces an upload of parameters (a safetensors file in `chunks` pieces).
@@ -83,7 +140,7 @@ public struct Leave: Codable, Sendable, Equatable {
 
     public init(workerID: UInt64, reason: String) {
         self.workerID = workerID
-        self.reason = reason
+        self.reason = ControlLimits.clip(reason)
     }
 }
 
@@ -91,12 +148,20 @@ public struct Leave: Codable, Sendable, Equatable {
 public struct Stop: Codable, Sendable, Equatable {
     public var reason: String
 
-    public init(reason: String) { self.reason = reason }
+    public init(reason: String) { self.reason = ControlLimits.clip(reason) }
 }
 
-/// Asks for a status report (its body is empty).
+/// Asks for a status report (its body is an empty JSON object).
 public struct StatusRequest: Codable, Sendable, Equatable {
+    private enum CodingKeys: CodingKey {}
+
     public init() {}
+
+    /// Requires a JSON object (the synthesised decoder of a type without fields would take any
+    /// payload at all, even one that is not JSON).
+    public init(from decoder: any Decoder) throws {
+        _ = try decoder.container(keyedBy: CodingKeys.self)
+    }
 }
 
 /// A worker's answer to an assignment: it left its previous ring and listens again.
@@ -116,9 +181,4 @@ public struct Go: Codable, Sendable, Equatable {
     public var generation: UInt64
 
     public init(generation: UInt64) { self.generation = generation }
-}
-
-/// The version a worker states at registration; the coordinator refuses another.
-public enum ProclipInfo {
-    public static let version = "0.1.0"
 }

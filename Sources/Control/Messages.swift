@@ -120,24 +120,8 @@ public struct CheckpointNow: Codable, Sendable, Equatable {
 
     public init(generation: UInt64, reason: String) {
         self.generation = generation
-        self.reason = reason
+        self.reason = ControlLimits.clip(reason)
     }
-}
-
-/// What a worker is doing, as its heartbeats report it.
-public enum WorkerState: String, Codable, Sendable, Equatable, CaseIterable {
-    /// Registered, opening its config and dataset.
-    case joining
-    /// Its dataset is open; waiting for a place in a ring.
-    case ready
-    /// Preparing or joining a generation's ring.
-    case connecting
-    /// Training in its generation.
-    case running
-    /// Its generation failed; waiting for the next one.
-    case failed
-    /// Its generation ran the last step.
-    case finished
 }
 
 /// Per-worker health and timing, sent every heartbeat period.
@@ -205,7 +189,7 @@ public struct FailureReport: Codable, Sendable, Equatable {
         self.workerID = workerID
         self.generation = generation
         self.step = step
-        self.reason = reason
+        self.reason = ControlLimits.clip(reason)
     }
 }
 
@@ -214,6 +198,6 @@ public struct Refusal: Codable, Sendable, Equatable {
     public var reason: String
 
     public init(reason: String) {
-        self.reason = reason
+        self.reason = ControlLimits.clip(reason)
     }
 }

@@ -31,9 +31,12 @@ public final class StatusClient {
             let ms = max(1, Int((Double(deadline.nanoseconds) - Double(Deadline.now().nanoseconds)) / 1e6))
             if try channel.wait(milliseconds: min(ms, 100)) {
                 while let m = try channel.receive() {
-                    if m.header.type == .statusReply, let r = m.decode(StatusReport.self) { return r }
+                    if m.header.type == .statusReply, let r = channel.decode(StatusReport.self, from: m) { return r }
                 }
             }
+        }
+        if let refused = channel.intake.lastRefusal {
+            throw WireError.timedOut("the coordinator at \(endpoint) answered, but its status was refused (\(refused)) — is it another proclip version?")
         }
         throw WireError.timedOut("no coordinator answered at \(endpoint) within \(timeout) s — is `proclip coordinator` running there?")
     }

@@ -1,5 +1,6 @@
 /// What `proclip status` shows: the job, its progress and every worker.
 public struct StatusReport: Codable, Sendable, Equatable {
+    /// The phase the job is in, and its progress.
     public struct Phase: Codable, Sendable, Equatable {
         public var index: Int
         public var count: Int
@@ -20,19 +21,20 @@ public struct StatusReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// One registered worker, as the coordinator sees it.
     public struct Worker: Codable, Sendable, Equatable {
         public var id: UInt64
         public var rank: Int?
         public var host: String
         public var pid: Int32
-        public var state: String
+        public var state: MemberState
         public var step: Int
         public var heartbeatAgeSeconds: Double
         public var computeSeconds: Double
         public var commSeconds: Double
         public var allreduceGBs: Double
 
-        public init(id: UInt64, rank: Int?, host: String, pid: Int32, state: String, step: Int, heartbeatAgeSeconds: Double,
+        public init(id: UInt64, rank: Int?, host: String, pid: Int32, state: MemberState, step: Int, heartbeatAgeSeconds: Double,
                     computeSeconds: Double, commSeconds: Double, allreduceGBs: Double) {
             self.id = id
             self.rank = rank
@@ -47,6 +49,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// A recent log line of the coordinator.
     public struct Event: Codable, Sendable, Equatable {
         /// Seconds since the coordinator started.
         public var time: Double
@@ -59,7 +62,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
     }
 
     public var job: String
-    public var state: String
+    public var state: JobState
     public var configHash: String
     public var phase: Phase
     public var step: Int
@@ -80,7 +83,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var events: [Event]
     public var droppedMessages: Int
 
-    public init(job: String, state: String, configHash: String, phase: Phase, step: Int, totalSteps: Int, elapsedSeconds: Double,
+    public init(job: String, state: JobState, configHash: String, phase: Phase, step: Int, totalSteps: Int, elapsedSeconds: Double,
                 etaSeconds: Double?, samplesPerSecond: Double?, loss: [String: Double], lossSmoothed: [String: Double],
                 lr: [String: Double], logitScale: Double?, worldSize: Int, generation: UInt64, lastCheckpoint: String?,
                 lastCheckpointStep: Int?, workers: [Worker], events: [Event], droppedMessages: Int) {

@@ -4,10 +4,11 @@ import Control
 /// directives out. The shell owns the sockets and timers, feeds it events with the time, and
 /// carries out what it returns.
 ///
-/// Job states: `waiting` (too few workers) → `running` (a generation is training) → `finishing`
-/// (last step done, final report pending) → `done`; `stopping` on a stop request; `failed` when
-/// the job cannot go on. Member states: `joining` (welcomed, opening its data) → `standby` (ready)
-/// → `assigned` (in the current generation) → `dead` (heartbeats stopped) or `left`.
+/// Job states (`JobState`): `waiting` (too few workers) → `running` (a generation is training) →
+/// `finishing` (last step done, final report pending) → `done`; `stopping` on a stop request;
+/// `failed` when the job cannot go on. Member states (`MemberState`): `joining` (welcomed, opening
+/// its data) → `standby` (ready) ⇄ `assigned` (in the current generation) → `dead` (heartbeats
+/// stopped) or `left`. A worker of another proclip version is refused at registration.
 ///
 /// Membership changes bump the generation. A new generation restarts from the newest checkpoint
 /// (or from the start), so every worker holds the same state; messages of older generations are
@@ -43,16 +44,11 @@ public struct CoordinatorCore: Sendable {
         }
     }
 
-    /// What the job is doing.
-    public enum JobState: String, Sendable, Codable {
-        case waiting, running, finishing, done, stopping, failed
-    }
-
     /// One registered worker.
     public struct Member: Sendable, Equatable {
         public let id: UInt64
         public let hello: WorkerHello
-        public var state: String = "joining"
+        public var state = MemberState.joining
         public var rank: Int?
         public var lastHeartbeat: Double
         public var step = 0
@@ -146,6 +142,12 @@ public struct CoordinatorCore: Sendable {
         if state == .done || state == .failed || state == .stopping {
             return [.refuse(connection: connection, Refusal(reason: "the job is \(state.rawValue)"))]
         }
+        if hello.version != ProclipInfo.version {
+            let reason = "proclip version differs: the worker runs \(hello.version), the coordinator \(ProclipInfo.version) "
+                + "(run the same proclip build everywhere)"
+            return [.refuse(connection: connection, Refusal(reason: reason)),
+                    .event("refused \(hello.host):\(hello.pid): version \(hello.version) ≠ \(ProclipInfo.version)")]
+        }
         if let h = hello.configHash, h != configHash {
             return [.refuse(connection: connection, Refusal(reason: "config differs: the worker's config hashes to \(h), the coordinator's to \(configHash)")),
                     .event("refused \(hello.host):\(hello.pid): config \(h) ≠ \(configHash)")]
@@ -161,15 +163,15 @@ public struct CoordinatorCore: Sendable {
 
     /// A welcomed worker opened its dataset. A different dataset is refused (the member leaves).
     public mutating func onReady(_ r: Ready, now: Double) -> [Directive] {
-        guard var m = members[r.workerID], m.state == "joining" else { return [] }
+        guard var m = members[r.workerID], m.state == .joining else { return [] }
         m.lastHeartbeat = now
         if r.manifestHash != manifestHash {
-            m.state = "left"
+            m.state = .left
             members[r.workerID] = m
             let reason = "data manifest differs: the worker's dataset hashes to \(r.manifestHash), the coordinator's to \(manifestHash)"
             return [.refuseMember(r.workerID, Refusal(reason: reason)), .event("refused worker \(r.workerID) \(m.hello.host):\(m.hello.pid): \(reason)")]
         }
-        m.state = "standby"
+        m.state = .standby
         members[r.workerID] = m
         var out: [Directive] = [.event("ready: worker \(r.workerID) \(m.hello.host):\(m.hello.pid)")]
         if state == .waiting {
@@ -182,9 +184,9 @@ public struct CoordinatorCore: Sendable {
 
     /// A member's heartbeat.
     public mutating func onHeartbeat(_ hb: Heartbeat, now: Double) -> [Directive] {
-        guard var m = members[hb.workerID], m.state != "dead", m.state != "left" else { return [] }
+        guard var m = members[hb.workerID], m.state != .dead, m.state != .left else { return [] }
         m.lastHeartbeat = now
-        if hb.generation == generation && m.state == "assigned" {
+        if hb.generation == generation && m.state == .assigned {
             m.step = hb.step
             m.computeSeconds = hb.computeSeconds
             m.commSeconds = hb.commSeconds
@@ -275,7 +277,7 @@ public struct CoordinatorCore: Sendable {
     public mutating func onLeave(_ id: UInt64, now: Double) -> [Directive] {
         guard var m = members[id] else { return [] }
         let wasInRing = ring.contains(id)
-        m.state = "left"
+        m.state = .left
         members[id] = m
         var out: [Directive] = [.event("left: worker \(id) \(m.hello.host):\(m.hello.pid)")]
         if wasInRing && state == .running { out += membershipChanged(now: now) }
@@ -310,9 +312,9 @@ public struct CoordinatorCore: Sendable {
             out.append(.checkpointNow(rank0, CheckpointNow(generation: generation, reason: "every \(Int(settings.checkpointSeconds)) s")))
         }
         var died = false
-        for (id, m) in members where (m.state == "assigned" || m.state == "standby" || m.state == "joining") && now - m.lastHeartbeat > settings.heartbeatTimeout {
+        for (id, m) in members where (m.state == .assigned || m.state == .standby || m.state == .joining) && now - m.lastHeartbeat > settings.heartbeatTimeout {
             var d = m
-            d.state = "dead"
+            d.state = .dead
             members[id] = d
             out.append(.event("dead: worker \(id) \(m.hello.host):\(m.hello.pid) (no heartbeat for \(Int(now - m.lastHeartbeat)) s)"))
             if ring.contains(id) { died = true }
@@ -335,7 +337,7 @@ public struct CoordinatorCore: Sendable {
     public var liveCount: Int { liveMembers().count }
 
     func liveMembers() -> [Member] {
-        members.values.filter { $0.state == "standby" || $0.state == "assigned" }
+        members.values.filter { $0.state == .standby || $0.state == .assigned }
     }
 
     private mutating func membershipChanged(now: Double) -> [Directive] {
@@ -348,7 +350,7 @@ public struct CoordinatorCore: Sendable {
         if liveMembers().count >= settings.minWorkers { return formGeneration(now: now) }
         state = .waiting
         quorumAt = nil
-        for id in ring { if var m = members[id], m.state == "assigned" { m.state = "standby"; m.rank = nil; members[id] = m } }
+        for id in ring { if var m = members[id], m.state == .assigned { m.state = .standby; m.rank = nil; members[id] = m } }
         ring = []
         return [.event("waiting: \(liveMembers().count) live worker(s), need \(settings.minWorkers)")]
     }
@@ -375,7 +377,7 @@ public struct CoordinatorCore: Sendable {
         let endpoints = chosen.map(\.hello.dataEndpoint)
         for (rank, m) in chosen.enumerated() {
             var member = m
-            member.state = "assigned"
+            member.state = .assigned
             member.rank = rank
             member.step = start
             members[m.id] = member

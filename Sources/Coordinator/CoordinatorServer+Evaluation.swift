@@ -1,7 +1,9 @@
 import Control
 import Foundation
 import Job
+import JobConfig
 import Model
+import Synchronization
 import Tensors
 
 /// Parameter uploads (rank 0 sends its parameters at every phase end and at the last step) and
@@ -38,30 +40,100 @@ struct ParamsAssembler {
     }
 }
 
+/// One evaluation, with everything the evaluation thread needs; all of it Sendable, so the
+/// thread shares nothing with the control loop but the hand-off.
+struct EvaluationJob: Sendable {
+    let phase: Int
+    let step: Int
+    let final: Bool
+    /// The uploaded safetensors file.
+    let bytes: [UInt8]
+    let model: String
+    let phaseLabel: String
+    let config: JobConfig
+    /// Sendable: immutable, and `evaluate` only reads it (see `Evaluator`). The control loop uses
+    /// it only before the first evaluation starts (the baseline).
+    let evaluator: Evaluator
+    /// Where the final parameters go (final evaluations only).
+    let finalPath: String?
+
+    /// Evaluates the parameters and, for the final step, writes them to `finalPath`.
+    func run() -> EvaluationOutcome {
+        let store = ParameterStore(layout: ParameterLayout(config.model))
+        do {
+            try store.load(from: SafeTensors(bytes: bytes, source: "parameters of step \(step)"))
+        } catch {
+            let failed = EvalReport(model: model, phase: phaseLabel + " (failed)", step: step, variants: [:],
+                                    zeroshot_top1: nil, heldout_top1: nil, image_drift_cos: 0, samples: 0)
+            return EvaluationOutcome(job: self, report: failed, error: "\(error)", parametersError: nil)
+        }
+        let report = evaluator.evaluate(store, model: model, phase: phaseLabel, step: step)
+        var parametersError: String?
+        if let finalPath {
+            do {
+                try RunDirectory.writeParameters(store, to: finalPath, config: config, step: step)
+            } catch {
+                parametersError = "\(finalPath): not written: \(error)"
+            }
+        }
+        return EvaluationOutcome(job: self, report: report, error: nil, parametersError: parametersError)
+    }
+}
+
+/// What the evaluation thread hands back: the report (a "(failed)" one when the parameters did
+/// not load, with the error), and for a final evaluation why final.safetensors was not written
+/// (nil: written, or not asked for).
+struct EvaluationOutcome: Sendable {
+    let phase: Int
+    let step: Int
+    let final: Bool
+    let report: EvalReport
+    let error: String?
+    let parametersError: String?
+
+    init(job: EvaluationJob, report: EvalReport, error: String?, parametersError: String?) {
+        phase = job.phase
+        step = job.step
+        final = job.final
+        self.report = report
+        self.error = error
+        self.parametersError = parametersError
+    }
+}
+
+/// The one place the evaluation thread and the control loop meet: finished evaluations, under a
+/// lock. The thread only puts; the control loop takes, and does all logging, eval.json writes
+/// and core calls itself.
+final class EvaluationHandoff: Sendable {
+    private let finished = Mutex<[EvaluationOutcome]>([])
+
+    func put(_ outcome: EvaluationOutcome) { finished.withLock { $0.append(outcome) } }
+
+    func take() -> [EvaluationOutcome] {
+        finished.withLock { done in
+            defer { done.removeAll() }
+            return done
+        }
+    }
+}
+
 extension CoordinatorServer {
-    /// Starts the next evaluation whose parameters have arrived (one at a time).
+    /// Starts the next evaluation whose parameters have arrived (one at a time) on a thread of
+    /// its own; its outcome comes back through `handoff`.
     func startEvaluationIfReady() -> [CoordinatorCore.Directive] {
         guard !evaluating else { return [] }
         for step in pendingEvaluations.keys.sorted() {
-            guard let bytes = uploads.complete[step], let job = pendingEvaluations[step] else { continue }
+            guard let bytes = uploads.complete[step], let pending = pendingEvaluations[step] else { continue }
             pendingEvaluations[step] = nil
             evaluating = true
-            let name = options.config.name
-            let phaseName = plan.phases[job.phase].config.name
-            let thread = Thread { [self] in
-                var report: EvalReport
-                do {
-                    let store = ParameterStore(layout: ParameterLayout(options.config.model))
-                    try store.load(from: SafeTensors(bytes: bytes, source: "parameters of step \(step)"))
-                    report = evaluator.evaluate(store, model: "proclip \(name)", phase: phaseName + (job.final && step < plan.phases[job.phase].firstGlobalStep + plan.phases[job.phase].steps ? " (stopped)" : ""), step: step)
-                    if job.final { try run.writeParameters(store, name: "final.safetensors", config: options.config, step: step) }
-                } catch {
-                    record("evaluation of step \(step) failed: \(error)")
-                    report = EvalReport(model: "proclip \(name)", phase: phaseName + " (failed)", step: step, variants: [:],
-                                        zeroshot_top1: nil, heldout_top1: nil, image_drift_cos: 0, samples: 0)
-                }
-                results.withLock { finishedEvaluations.append((report, job.phase, step, job.final)) }
-            }
+            let phase = plan.phases[pending.phase]
+            let stopped = pending.final && step < phase.firstGlobalStep + phase.steps
+            let job = EvaluationJob(phase: pending.phase, step: step, final: pending.final, bytes: bytes,
+                                    model: "proclip \(options.config.name)", phaseLabel: phase.config.name + (stopped ? " (stopped)" : ""),
+                                    config: options.config, evaluator: evaluator,
+                                    finalPath: pending.final ? run.path + "/final.safetensors" : nil)
+            let handoff = self.handoff
+            let thread = Thread { handoff.put(job.run()) }
             thread.name = "proclip-eval"
             thread.start()
             return []
@@ -69,22 +141,28 @@ extension CoordinatorServer {
         return []
     }
 
-    /// Takes finished evaluations: eval.json, the log, and the core's next move.
+    /// Takes finished evaluations: the log, eval.json, and the core's next move.
     func collectEvaluations() -> [CoordinatorCore.Directive] {
-        let done = results.withLock {
-            let d = finishedEvaluations
-            finishedEvaluations.removeAll()
-            return d
-        }
         var out: [CoordinatorCore.Directive] = []
-        for (report, phase, step, final) in done {
+        for done in handoff.take() {
             evaluating = false
-            reports.append(report)
-            try? run.writeEval(reports)
-            record("after \(plan.phases[phase].config.name) (step \(step)): " + EvalTable.line(report))
-            out += core.onEvaluated(phase: phase, step: step, final: final)
+            if let error = done.error { record("evaluation of step \(done.step) failed: \(error)") }
+            reports.append(done.report)
+            saveEval()
+            record("after \(plan.phases[done.phase].config.name) (step \(done.step)): " + EvalTable.line(done.report))
+            if let e = done.parametersError { record("final parameters: \(e)") }
+            out += core.onEvaluated(phase: done.phase, step: done.step, final: done.final)
             out += startEvaluationIfReady()
         }
         return out
+    }
+
+    /// Rewrites eval.json; a failure is recorded as an event naming the file.
+    func saveEval() {
+        do {
+            try run.writeEval(reports)
+        } catch {
+            record("\(run.path)/eval.json: not written: \(error)")
+        }
     }
 }

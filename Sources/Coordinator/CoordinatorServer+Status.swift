@@ -24,7 +24,7 @@ extension CoordinatorServer {
                                 commSeconds: m.commSeconds, allreduceGBs: m.allreduceGBs)
         }
         return StatusReport(
-            job: options.config.name, state: core.state.rawValue, configHash: options.config.hash,
+            job: options.config.name, state: core.state, configHash: options.config.hash,
             phase: StatusReport.Phase(index: p, count: plan.phases.count, name: phase.config.name, kind: phase.config.kind.rawValue,
                                       epoch: last?.epoch ?? phase.position(ofStep: min(inPhase, max(phase.steps - 1, 0))).epoch,
                                       step: min(inPhase, phase.steps), steps: phase.steps),

@@ -6,6 +6,7 @@ import Foundation
 import Job
 import JobConfig
 import Model
+import Synchronization
 import Tensors
 import Wire
 
@@ -47,10 +48,27 @@ public struct CoordinatorOptions: Sendable {
     }
 }
 
+/// A stop asked for from another thread (a signal handler's): raised there, seen by the control loop.
+public final class StopRequest: Sendable {
+    private let raised = Atomic<Bool>(false)
+
+    public init() {}
+
+    /// Asks for the stop (from any thread).
+    public func raise() { raised.store(true, ordering: .releasing) }
+
+    /// Whether a stop was asked for.
+    public var isRaised: Bool { raised.load(ordering: .acquiring) }
+}
+
 /// The coordinator daemon's shell: owns the ROUTER socket, the clock, the run directory and the
 /// evaluation thread, and carries out what `CoordinatorCore` decides. It is not on the per-step
 /// critical path: workers run leased steps and report asynchronously.
-public final class CoordinatorServer: @unchecked Sendable {
+///
+/// Not Sendable: everything here belongs to the thread running `serve()`. Other threads reach it
+/// through two Sendable doors only: `stopRequest` (signals) and `handoff` (the evaluation thread,
+/// which gets its inputs as a Sendable `EvaluationJob` and hands back an `EvaluationOutcome`).
+public final class CoordinatorServer {
     let options: CoordinatorOptions
     var core: CoordinatorCore
     let dataset: FeatureDataset
@@ -66,8 +84,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     var uploads = ParamsAssembler()
     var pendingEvaluations: [Int: (phase: Int, final: Bool)] = [:]
     var evaluating = false
-    let results = Monitor()
-    var finishedEvaluations: [(EvalReport, phase: Int, step: Int, final: Bool)] = []
+    /// Finished evaluations, from the evaluation thread.
+    let handoff = EvaluationHandoff()
     var reports: [EvalReport] = []
     var events: [StatusReport.Event] = []
     var smoothed: [String: Double] = [:]
@@ -77,8 +95,11 @@ public final class CoordinatorServer: @unchecked Sendable {
     var lostMetrics: String?
     /// The step of the last line in metrics.jsonl.
     var metricsStep = 0
-    private var stopFlag = Monitor()
-    private var stopRequested = false
+    /// Raise to stop the job (from a signal handler's thread).
+    public let stopRequest = StopRequest()
+    /// The largest parameter upload taken: this model's parameters and EMA teacher as float32,
+    /// plus room for the safetensors header (a larger one would only allocate memory for nothing).
+    let maxUploadBytes: Int
 
     public init(options: CoordinatorOptions) throws {
         self.options = options
@@ -89,6 +110,8 @@ public final class CoordinatorServer: @unchecked Sendable {
         let map = try DataCheck.variantMap(config: config, dataset: dataset)
         plan = try CurriculumPlan(config: config, trainCount: dataset.indices(of: .train).count)
         evaluator = try Evaluator(dataset: dataset, config: config, variantMap: map, maxSamples: options.evalSamples)
+        let layout = ParameterLayout(config.model)
+        maxUploadBytes = 4 * (layout.count + layout.range(of: .image).count) + (1 << 20)
         let total = min(plan.totalSteps, options.maxSteps ?? Int.max)
         var settings = CoordinatorCore.Settings(minWorkers: options.minWorkers, workers: options.workers)
         settings.heartbeatTimeout = options.heartbeatTimeout
@@ -159,8 +182,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// The endpoint actually bound (a wildcard port resolved).
     public var endpoint: String { (try? channel.socket.lastEndpoint()) ?? options.listen }
 
-    /// Stop the job (from a signal handler thread).
-    public func requestStop() { stopFlag.withLock { stopRequested = true } }
+    /// Stop the job (from the thread running `serve()`; other threads raise `stopRequest`).
+    public func requestStop() { stopRequest.raise() }
 
     func now() -> Double { MonotonicClock.now() - started }
 
@@ -176,7 +199,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             let earlier = run.evalReports(upTo: step).filter { $0.phase != nil }
             reports += earlier
         }
-        try? run.writeEval(reports)
+        saveEval()
         for note in resumeNotes { record(note) }
         if let lost = lostMetrics { record(lost) }
         if let step = resumeStep, step >= core.totalSteps, let path = core.checkpoint?.path {
@@ -198,7 +221,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             }
             let t = now()
             var directives: [CoordinatorCore.Directive] = []
-            if !stopHandled && stopFlag.withLock({ stopRequested }) {
+            if !stopHandled && stopRequest.isRaised {
                 stopHandled = true
                 directives += core.onStopRequested(now: t)
             }
@@ -237,25 +260,29 @@ public final class CoordinatorServer: @unchecked Sendable {
         var ds: [CoordinatorCore.Directive] = []
         switch m.header.type {
         case .register:
-            guard let hello = m.decode(WorkerHello.self) else { channel.noteMalformed(); return nil }
             let key = peer.map { String($0, radix: 16) }.joined()
             connections[key] = peer
+            guard let hello = channel.decode(WorkerHello.self, from: m) else {
+                // Probably another proclip version: say so rather than leave the worker waiting.
+                ds = refuseRegistration(connection: key, error: channel.intake.lastRefusal)
+                break
+            }
             ds = core.onRegister(connection: key, hello: hello, now: t)
         case .ready:
-            guard let r = m.decode(Ready.self) else { channel.noteMalformed(); return nil }
+            guard let r = channel.decode(Ready.self, from: m) else { return nil }
             ds = core.onReady(r, now: t)
         case .bound:
-            guard let b = m.decode(Bound.self) else { channel.noteMalformed(); return nil }
+            guard let b = channel.decode(Bound.self, from: m) else { return nil }
             ds = core.onBound(b, now: t)
         case .heartbeat:
-            guard let h = m.decode(Heartbeat.self) else { channel.noteMalformed(); return nil }
+            guard let h = channel.decode(Heartbeat.self, from: m) else { return nil }
             ds = core.onHeartbeat(h, now: t)
             // The answer keeps the worker sure the coordinator is alive, and re-delivers the
             // current lease should one have been lost.
             _ = try? channel.send(.lease, Lease(generation: core.generation, leaseEnd: core.leaseEnd),
                                   generation: core.generation, to: peer)
         case .stepReport:
-            guard let batch = m.decode([StepReport].self), !batch.isEmpty else { channel.noteMalformed(); return nil }
+            guard let batch = channel.decode([StepReport].self, from: m) else { return nil }
             for r in batch {
                 if r.generation == core.generation {
                     if r.step <= metricsStep {
@@ -270,27 +297,41 @@ public final class CoordinatorServer: @unchecked Sendable {
                 ds += core.onStepReport(r, now: t)
             }
         case .failure:
-            guard let f = m.decode(FailureReport.self) else { channel.noteMalformed(); return nil }
+            guard let f = channel.decode(FailureReport.self, from: m) else { return nil }
             ds = core.onFailure(f, now: t)
         case .leave:
-            guard let l = m.decode(Leave.self) else { channel.noteMalformed(); return nil }
+            guard let l = channel.decode(Leave.self, from: m) else { return nil }
             ds = core.onLeave(l.workerID, now: t)
         case .checkpointWritten:
-            guard let c = m.decode(CheckpointWritten.self) else { channel.noteMalformed(); return nil }
+            guard let c = channel.decode(CheckpointWritten.self, from: m) else { return nil }
             ds = core.onCheckpoint(step: c.step, path: c.path, now: t)
         case .paramsHeader:
-            guard let h = m.decode(ParamsHeader.self), h.bytes >= 0, h.chunks >= 1, h.chunks <= 1 << 16,
-                  h.bytes <= h.chunks * ControlLimits.paramsChunk else { channel.noteMalformed(); return nil }
+            guard let h = channel.decode(ParamsHeader.self, from: m) else { return nil }
+            guard h.bytes <= maxUploadBytes else {
+                channel.noteMalformed(ControlError("ParamsHeader", "bytes", "\(h.bytes) exceeds the \(maxUploadBytes) bytes of this model's parameters"))
+                return nil
+            }
             uploads.begin(h)
         case .paramsChunk:
             if !uploads.add(chunk: Int(m.header.chunk), step: Int(m.header.step), bytes: m.payload) { channel.noteMalformed() }
             ds = startEvaluationIfReady()
         case .statusRequest:
+            guard channel.decode(StatusRequest.self, from: m) != nil else { return nil }
             try channel.send(.statusReply, status(), to: peer)
         default:
             channel.noteMalformed()
         }
         return execute(ds)
+    }
+
+    /// The answer to a registration whose payload was refused (counted as malformed already).
+    func refuseRegistration(connection: String, error: ControlError?) -> [CoordinatorCore.Directive] {
+        let what = error.map { "\($0)" } ?? "WorkerHello refused"
+        let reason = error?.undecodable ?? true
+            ? "the registration did not decode (\(what)): is the worker another proclip version? This coordinator runs "
+              + "\(ProclipInfo.version); run the same proclip build everywhere"
+            : "the registration was refused: \(what)"
+        return [.refuse(connection: connection, Refusal(reason: reason)), .event("refused a registration: \(what)")]
     }
 
     /// Carries out directives; returns an exit status when one ends the job.
@@ -375,7 +416,8 @@ extension CoordinatorServer {
             throw TrainingError("\(header.path): the checkpoint's model \(header.model) differs from the config's \(config.model)")
         }
         notes.append("resume: from \(header.path) (step \(meta.step), phase '\(meta.phaseName)', epoch \(meta.epoch) step \(meta.epochStep))")
-        return ((meta.step, header.path), notes, meta.extra["metrics"])
+        // Absolute: the path travels to workers, which may run in another directory or on another host.
+        return ((meta.step, absolutePath(header.path)), notes, meta.extra["metrics"])
     }
 }
 

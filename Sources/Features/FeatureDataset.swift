@@ -8,6 +8,9 @@ import Tensors
 /// A *global sample index* counts rows over all shards in manifest order, `0..<count`. Reading
 /// rows (`read(rows:variants:…)`, in FeatureDataset+Read.swift) copies them into caller buffers
 /// and allocates nothing.
+///
+/// `@unchecked Sendable` (the row views hold raw pointers into the maps): every stored property
+/// is a `let` set in `init`, over read-only maps, so any thread may read rows at any time.
 public final class FeatureDataset: @unchecked Sendable {
     /// The dataset directory.
     public let directory: String

@@ -6,6 +6,9 @@ import Basics
 
 /// A whole file mapped read-only into memory (`mmap`, `MAP_SHARED`, `PROT_READ`). Pages are read
 /// on demand and shared with every other process mapping the same file. Unmapped on deinit.
+///
+/// `@unchecked Sendable` (for the raw `bytes` buffer): immutable after `init`, and the pages are
+/// mapped `PROT_READ`, so nothing can write them.
 public final class MappedFile: @unchecked Sendable {
     /// The file's path, for errors.
     public let path: String

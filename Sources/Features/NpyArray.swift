@@ -10,6 +10,8 @@ import Basics
 
 /// A `.npy` file mapped read-only, its header validated and its size checked exactly against the
 /// header (a truncated file or trailing bytes are refused). Rows are read in place from the map.
+///
+/// `@unchecked Sendable` (for the raw `data` pointer): immutable after `init`, over a read-only map.
 public final class NpyArray: @unchecked Sendable {
     /// The file, for errors.
     public var path: String { file.path }

@@ -6,7 +6,10 @@ import Tensors
 /// Retrieval, zero-shot and drift figures on the eval split (DESIGN §4), for the CLIP-text
 /// baseline and for a trained model. Features are computed in chunks with the model's own
 /// forward passes; similarities with one GEMM per variant.
-public final class Evaluator {
+///
+/// Sendable: every stored property is a `let` of a Sendable type, and `evaluate`/`baseline` only
+/// read them (the dataset is a read-only mapping), so an evaluation may run on another thread.
+public final class Evaluator: Sendable {
     public let dataset: FeatureDataset
     public let variantNames: [String]
     let layout: ParameterLayout

@@ -123,11 +123,16 @@ public final class RunDirectory {
 
     /// Writes the parameters under their PyTorch names (loadable with `load_state_dict`).
     public func writeParameters(_ store: ParameterStore, name: String, config: JobConfig, step: Int) throws {
+        try RunDirectory.writeParameters(store, to: path + "/" + name, config: config, step: step)
+    }
+
+    /// `writeParameters` into the file `file` (from any thread: it touches no state of a run).
+    public static func writeParameters(_ store: ParameterStore, to file: String, config: JobConfig, step: Int) throws {
         var w = SafeTensorsWriter()
         store.write(into: &w)
         w.metadata["config_hash"] = config.hash
         w.metadata["step"] = "\(step)"
         w.metadata["format"] = "pt"
-        try w.write(to: path + "/" + name)
+        try w.write(to: file)
     }
 }

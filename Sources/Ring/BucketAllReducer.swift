@@ -22,6 +22,9 @@ import Glibc
 /// group is its own; between a `finish` and the next `submit` the caller may run other
 /// collectives on it (the monitor orders the two threads' accesses). `close()` ends the thread.
 /// `submit` and `finish` are called from one thread (the trainer's); they allocate nothing.
+///
+/// `@unchecked Sendable` (the communication thread shares it): the queue and counters are guarded
+/// by `monitor`, `pending` is the caller's alone, and the group and slab change hands as above.
 public final class BucketAllReducer: @unchecked Sendable {
     /// Fuse until a bucket holds this many bytes.
     public let bucketBytes: Int

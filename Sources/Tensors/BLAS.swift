@@ -38,6 +38,9 @@ public enum BLAS {
     /// When > 1, large products are split into this many parts along their larger output
     /// dimension, each a single-threaded OpenBLAS call on a thread of `Parallel`'s pool (OpenBLAS
     /// itself then runs single-threaded).
+    ///
+    /// `nonisolated(unsafe)`: set at start-up (`useThreads`) before any product runs, only read
+    /// afterwards; not to be changed while another thread multiplies.
     nonisolated(unsafe) public static var splitThreads = 1
 
     @usableFromInline
@@ -138,7 +141,11 @@ public struct GemmShape: Hashable, Sendable {
 }
 
 /// Records the GEMMs executed between `start()` and `stop()` (benchmarks only; off otherwise).
+///
+/// `nonisolated(unsafe)`: started, fed and stopped by the one thread that runs the products being
+/// measured (`proclip bench`); with recording off (always, outside benchmarks) nothing writes.
 public enum GemmLog {
+    /// Whether products are being recorded.
     nonisolated(unsafe) public private(set) static var isRecording = false
     nonisolated(unsafe) private static var shapes: [GemmShape] = []
 

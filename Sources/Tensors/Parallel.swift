@@ -11,7 +11,14 @@ import Glibc
 /// Work is cut into fixed-size blocks whatever the thread count, so a reduction computed block by
 /// block (each block in a fixed order, then the blocks in index order) gives bit-identical results
 /// with any number of threads — workers on different hosts must agree to the last bit.
+///
+/// One caller at a time: `forBlocks`, `forChunks` and `run` hand the whole pool to their caller
+/// and return when every part is done, so two threads must not call them at the same time, nor a
+/// part call them again (both trap, see `ThreadPool.run`). In a worker that is the compute thread;
+/// the checkpoint writer's thread copies without the pool.
 public enum Parallel {
+    /// `nonisolated(unsafe)`: replaced only by setting `threads`, at start-up before any parallel
+    /// work (`BLAS.useThreads`); only read afterwards.
     nonisolated(unsafe) static var pool: ThreadPool?
 
     /// Threads used by `forBlocks` and `forChunks` (the caller's thread included).
@@ -119,6 +126,9 @@ public protocol BlockJob {
 
 /// A fixed set of threads that run one job at a time: a context pointer (to a job on the
 /// caller's stack, valid for the duration of `run`) and a function that captures nothing.
+///
+/// `@unchecked Sendable`: every mutable field is read and written holding `lock`; the job's
+/// context outlives the job because `run` returns only when every part has finished.
 @usableFromInline
 final class ThreadPool: @unchecked Sendable {
     let size: Int
@@ -159,10 +169,13 @@ final class ThreadPool: @unchecked Sendable {
         }
     }
 
-    /// Runs `invoke(context, part)` for every part; `invoke` captures nothing.
+    /// Runs `invoke(context, part)` for every part; `invoke` captures nothing. For one caller at a
+    /// time: a second caller (another thread, or a part of the running job) would overwrite the
+    /// job of the first, so it traps instead (a check under the lock `run` takes anyway).
     @usableFromInline
     func run(_ context: UnsafeRawPointer, parts n: Int, _ invoke: @escaping (UnsafeRawPointer, Int) -> Void) {
         pthread_mutex_lock(lock)
+        precondition(job == nil, "Parallel: called from two threads at once, or from inside a parallel job")
         job = context
         self.invoke = invoke
         parts = n

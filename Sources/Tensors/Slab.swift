@@ -8,6 +8,10 @@ import Glibc
 /// Slabs are allocated once (at plan time) and addressed through raw pointers in hot loops, so
 /// no copy-on-write or exclusivity checks sit between a kernel and its memory. The slab frees its
 /// memory when the last reference goes away.
+///
+/// `@unchecked Sendable`: the object never changes (`base` and `count` are constants); its
+/// elements are plain shared memory whose writers the users order (the pool's parts write
+/// disjoint ranges and `run` joins them; threads pass slabs to one another through locks).
 public final class AlignedBuffer<Element: BinaryFloatingPoint>: @unchecked Sendable {
     /// First element. Valid for `count` elements while the slab is alive.
     public let base: UnsafeMutablePointer<Element>

@@ -1,12 +1,16 @@
 import CZmq
+import Synchronization
 
 /// A ZeroMQ context: its I/O threads and the sockets made from it.
 ///
 /// The context is thread-safe; its sockets are not. Terminating the context waits until every
 /// socket made from it is closed, so sockets keep their context alive and are closed first.
+///
+/// `@unchecked Sendable` (for the raw `handle`): ZeroMQ contexts are thread-safe, the handle never
+/// changes, and `terminated` is atomic, so any thread may make sockets or terminate.
 public final class ZmqContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
-    private var terminated = false
+    private let terminated = Atomic<Bool>(false)
 
     /// Creates a context with `ioThreads` I/O threads (each one moves bytes for its sockets'
     /// connections; one is enough for a few gigabytes per second).
@@ -35,8 +39,7 @@ public final class ZmqContext: @unchecked Sendable {
     /// release every message they held (so every zero-copy free callback has run on return).
     /// Idempotent.
     public func terminate() {
-        if terminated { return }
-        terminated = true
+        if terminated.exchange(true, ordering: .acquiringAndReleasing) { return }
         _ = retryingEINTR { zmq_ctx_term(handle) }
     }
 

@@ -120,6 +120,10 @@ public final class BorrowLedger: Sendable {
 }
 
 /// Heap memory whose ownership can be handed to ZeroMQ (`ZmqMessage.setOwned`).
+///
+/// `@unchecked Sendable` (its last release may run in ZeroMQ's free callback, on an I/O thread):
+/// `base` and `count` never change; the bytes belong to one side at a time — the filler until
+/// the send, then ZeroMQ until its free callback has run.
 public final class OwnedBuffer: @unchecked Sendable {
     /// First byte (64-byte aligned).
     public let base: UnsafeMutableRawPointer

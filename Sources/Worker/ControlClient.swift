@@ -73,9 +73,9 @@ final class ControlClient: Sendable {
     /// One message from the coordinator, as a core event (a malformed one is counted).
     private func deliver(_ m: ControlMessage, channel: ControlSocket) {
         let now = MonotonicClock.now()
-        func on<T: Decodable>(_ type: T.Type, _ event: (inout WorkerCore, T) -> [WorkerCore.Directive]) {
-            guard let value = m.decode(T.self) else {
-                channel.noteMalformed()
+        func on<T: ControlPayload>(_ type: T.Type, _ event: (inout WorkerCore, T) -> [WorkerCore.Directive]) {
+            // A message that does not decode, or fails its field checks, is counted and dropped.
+            guard let value = channel.decode(T.self, from: m) else {
                 mailbox.handle { $0.onUnreadable(now: now); return [] }
                 return
             }

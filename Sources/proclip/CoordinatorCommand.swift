@@ -64,7 +64,8 @@ struct CoordinatorCommand: ParsableCommand {
         options.allowConfigChange = allowConfigChange
         options.verbose = !quiet
         let server = try CoordinatorServer(options: options)
-        target.set { _ in server.requestStop() }
+        let stop = server.stopRequest
+        target.set { _ in stop.raise() }
         throw ExitCode(server.serve())
     }
 }

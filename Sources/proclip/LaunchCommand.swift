@@ -47,9 +47,8 @@ struct LaunchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let stop = Monitor()
-        nonisolated(unsafe) var interrupted = false
-        Signals.handle { _ in stop.withLock { interrupted = true } }
+        let interrupted = SignalFlag()
+        Signals.handle { _ in interrupted.raise() }
         let job = try JobConfig.load(path: config)
         let dir = runDir ?? "runs/\(job.name)"
         try Files.makeDirectories(dir)
@@ -94,7 +93,7 @@ struct LaunchCommand: ParsableCommand {
         while result == nil {
             usleep(200_000)
             let now = MonotonicClock.now()
-            if stop.withLock({ interrupted }) && !stopping {
+            if interrupted.isRaised && !stopping {
                 stopping = true
                 stopSent = now
                 progress.finishLine()

@@ -35,7 +35,7 @@ struct StatusCommand: ParsableCommand {
             print(text)
             fflush(stdout)
             if let w = watch {
-                if ["done", "failed"].contains(report.state) { break }
+                if report.state == .done || report.state == .failed { break }
                 usleep(UInt32(max(w, 0.1) * 1e6))
             }
         } while watch != nil
@@ -54,7 +54,7 @@ enum StatusText {
         let p = r.phase
         let fraction = r.totalSteps > 0 ? Double(r.step) / Double(r.totalSteps) : 0
         var lines: [String] = []
-        lines.append("job \(r.job) · \(r.state) · phase \(p.index + 1)/\(p.count) '\(p.name)' (\(p.kind)) · epoch \(p.epoch + 1) · "
+        lines.append("job \(r.job) · \(r.state.rawValue) · phase \(p.index + 1)/\(p.count) '\(p.name)' (\(p.kind)) · epoch \(p.epoch + 1) · "
                      + "step \(r.step)/\(r.totalSteps) \(ProgressLine.bar(fraction)) \(Int(fraction * 100))% · "
                      + "elapsed \(ProgressLine.duration(r.elapsedSeconds)) · ETA \(r.etaSeconds.map { ProgressLine.duration($0) } ?? "--:--") · "
                      + "\(r.samplesPerSecond.map { compact($0, digits: 3) } ?? "-") samples/s")
@@ -68,7 +68,7 @@ enum StatusText {
         lines.append("")
         lines.append(row(["rank", "worker", "host", "pid", "state", "step", "heartbeat", "compute", "comm", "all-reduce"]))
         for w in r.workers {
-            lines.append(row([w.rank.map(String.init) ?? "-", "\(w.id)", w.host, "\(w.pid)", w.state, "\(w.step)",
+            lines.append(row([w.rank.map(String.init) ?? "-", "\(w.id)", w.host, "\(w.pid)", w.state.rawValue, "\(w.step)",
                               "\(fixed(w.heartbeatAgeSeconds, 1)) s", "\(fixed(w.computeSeconds * 1000, 1)) ms",
                               "\(fixed(w.commSeconds * 1000, 1)) ms", "\(fixed(w.allreduceGBs, 2)) GB/s"]))
         }

@@ -5,7 +5,7 @@ import XCTest
 /// Every transition of the coordinator's state machine, with time as a parameter.
 final class CoordinatorCoreTests: XCTestCase {
     func hello(_ host: String, _ pid: Int32, config: String? = nil) -> WorkerHello {
-        WorkerHello(version: "t", host: host, pid: pid, threads: 1, dataEndpoint: "tcp://\(host):\(1000 + pid)", configHash: config)
+        WorkerHello(version: ProclipInfo.version, host: host, pid: pid, threads: 1, dataEndpoint: "tcp://\(host):\(1000 + pid)", configHash: config)
     }
 
     /// Registers a worker and reports its dataset ready; returns the directives of both.
@@ -68,7 +68,7 @@ final class CoordinatorCoreTests: XCTestCase {
               case .refuseMember(let id, let refusal) = stop else { return XCTFail("\(ds)") }
         let reason = refusal.reason
         XCTAssertTrue(reason.contains("data manifest differs") && reason.contains("other") && reason.contains("m1"), reason)
-        XCTAssertEqual(c.members[id]?.state, "left")
+        XCTAssertEqual(c.members[id]?.state, .left)
         let ds2 = c.onRegister(connection: "y", hello: hello("h", 2, config: "c9"), now: 0)
         guard case .refuse(_, let r2) = ds2[0] else { return XCTFail("\(ds2)") }
         XCTAssertTrue(r2.reason.contains("config differs") && r2.reason.contains("c9"), r2.reason)
@@ -183,5 +183,121 @@ final class CoordinatorCoreTests: XCTestCase {
         let ds = c.onTick(now: 4.5)
         XCTAssertEqual(c.generation, 2)
         XCTAssertEqual(assignments(ds).count, 2)
+    }
+
+    func checkpointed(min: Int = 2, workers: Int = 2, stopTimeout: Double = 60) -> CoordinatorCore {
+        var s = CoordinatorCore.Settings(minWorkers: min, workers: workers)
+        s.leaseSteps = 20
+        s.checkpoint = CheckpointPolicy(directory: "/ckpt", every: 10, keep: 3)
+        s.stopCheckpointTimeout = stopTimeout
+        return CoordinatorCore(settings: s, phaseStarts: [0, 60], phaseNames: ["inherit", "contrast"], totalSteps: 100,
+                               config: "yaml", configHash: "c1", manifestHash: "m1")
+    }
+
+    func testGoOnlyOnceEveryMemberOfTheGenerationIsBound() {
+        var c = core(min: 3, workers: 3)
+        for h in ["a", "b", "c"] { join(&c, h, hello(h, 1), now: 0) }
+        XCTAssertEqual(c.ring.count, 3)
+        XCTAssertTrue(c.onBound(Bound(workerID: c.ring[0], generation: 1), now: 1).isEmpty)
+        XCTAssertTrue(c.onBound(Bound(workerID: c.ring[0], generation: 1), now: 1).isEmpty, "a repeated bound counts once")
+        XCTAssertTrue(c.onBound(Bound(workerID: 999, generation: 1), now: 1).isEmpty, "not a member of the ring")
+        XCTAssertTrue(c.onBound(Bound(workerID: c.ring[1], generation: 1), now: 1).isEmpty)
+        XCTAssertEqual(c.onBound(Bound(workerID: c.ring[2], generation: 1), now: 2), [.go(Go(generation: 1))])
+    }
+
+    func testStopWaitsForRankZerosCheckpointThenStops() {
+        var c = checkpointed()
+        join(&c, "a", hello("a", 1), now: 0)
+        join(&c, "b", hello("b", 2), now: 0)
+        _ = c.onStepReport(report(c, 7), now: 1)
+        let ds = c.onStopRequested(now: 2)
+        XCTAssertEqual(c.state, .stopping)
+        XCTAssertTrue(ds.contains(.checkpointNow(c.ring[0], CheckpointNow(generation: 1, reason: "the coordinator is stopping"))), "\(ds)")
+        XCTAssertFalse(ds.contains(.exit(143)), "not before the checkpoint")
+        XCTAssertEqual(c.stopDeadline, 62)
+        XCTAssertFalse(c.onTick(now: 30).contains(.exit(143)), "within the timeout")
+        XCTAssertTrue(c.onStopRequested(now: 31).isEmpty, "a second request changes nothing")
+        let end = c.onCheckpoint(step: 8, path: "/ckpt/step-8.lz4", now: 32)
+        XCTAssertTrue(end.contains(.stop(nil, "the coordinator is stopping")), "\(end)")
+        XCTAssertTrue(end.contains(.exit(143)))
+        XCTAssertNil(c.stopDeadline)
+        XCTAssertEqual(c.checkpoint?.step, 8)
+        XCTAssertFalse(c.onTick(now: 100).contains(.exit(143)), "stopped once")
+    }
+
+    func testStopWithoutACheckpointWithinTheTimeoutStopsAnyway() {
+        var c = checkpointed(stopTimeout: 5)
+        join(&c, "a", hello("a", 1), now: 0)
+        join(&c, "b", hello("b", 2), now: 0)
+        _ = c.onStopRequested(now: 2)
+        XCTAssertTrue(c.onTick(now: 6.9).isEmpty)
+        let ds = c.onTick(now: 7)
+        XCTAssertTrue(ds.contains(.exit(143)), "\(ds)")
+        XCTAssertTrue(ds.contains(.stop(nil, "the coordinator is stopping")))
+        XCTAssertTrue(ds.contains { if case .event(let e) = $0 { return e.contains("stopping anyway") }; return false })
+        XCTAssertNil(c.stopDeadline)
+    }
+
+    func testResumeStartsTheFirstGenerationAtTheCheckpointAndSkipsEndedPhases() {
+        var c = core(min: 1, workers: 1, total: 100)
+        c.resume(from: 70, path: "/ckpt/step-70.lz4")
+        XCTAssertEqual(c.step, 70)
+        let ds = join(&c, "a", hello("a", 1), now: 0)
+        let a = assignments(ds)
+        XCTAssertEqual(a.count, 1)
+        XCTAssertTrue(a.values.allSatisfy { $0.startStep == 70 && $0.resume == "/ckpt/step-70.lz4" && $0.leaseEnd == 90 }, "\(a)")
+        var evaluations: [Int] = []
+        var events: [String] = []
+        for step in 71...100 {
+            for d in c.onStepReport(report(c, step), now: Double(step)) {
+                if case .evaluate(let p, _, _) = d { evaluations.append(p) }
+                if case .event(let e) = d { events.append(e) }
+            }
+        }
+        XCTAssertEqual(evaluations, [1], "phase 0 ended at step 60, before the checkpoint")
+        XCTAssertFalse(events.contains { $0.contains("started at step") }, "phase 2 had started before the checkpoint: \(events)")
+        XCTAssertEqual(c.state, .finishing)
+    }
+
+    func testResumeAtAPhaseBoundaryAnnouncesThePhase() {
+        var c = core(min: 1, workers: 1, total: 100)
+        c.resume(from: 60, path: "/ckpt/step-60.lz4")
+        join(&c, "a", hello("a", 1), now: 0)
+        let ds = c.onStepReport(report(c, 61), now: 1)
+        XCTAssertTrue(ds.contains { if case .event(let e) = $0 { return e.contains("phase 2/2 'contrast' started at step 60") }; return false }, "\(ds)")
+        XCTAssertFalse(ds.contains { if case .evaluate = $0 { return true }; return false })
+    }
+
+    func testAWorkerOfAnotherVersionIsRefused() {
+        var c = core()
+        var h = hello("h", 1)
+        h.version = "0.0.1"
+        let ds = c.onRegister(connection: "x", hello: h, now: 0)
+        guard case .refuse(let conn, let r) = ds.first else { return XCTFail("\(ds)") }
+        XCTAssertEqual(conn, "x")
+        XCTAssertTrue(r.reason.contains("0.0.1") && r.reason.contains(ProclipInfo.version) && r.reason.contains("same proclip build"), r.reason)
+        XCTAssertTrue(c.members.isEmpty)
+    }
+
+    func testMessagesOfAnOlderGenerationAreIgnored() {
+        var c = core(min: 2, workers: 2)
+        join(&c, "a", hello("a", 1), now: 0)
+        join(&c, "b", hello("b", 2), now: 0)
+        let first = c.ring
+        _ = c.onLeave(first[0], now: 1)
+        join(&c, "c", hello("c", 3), now: 1)
+        XCTAssertEqual(c.generation, 2)
+        let survivor = first[1]
+        XCTAssertTrue(c.onBound(Bound(workerID: survivor, generation: 1), now: 2).isEmpty)
+        XCTAssertTrue(c.onFailure(FailureReport(workerID: survivor, generation: 1, step: 3, reason: "old ring"), now: 2).isEmpty)
+        XCTAssertTrue(c.onTick(now: 10).isEmpty, "no re-forming for a failure of generation 1")
+        _ = c.onHeartbeat(Heartbeat(workerID: survivor, generation: 1, step: 40, state: .running, computeSeconds: 9, commSeconds: 9, allreduceGBs: 9), now: 3)
+        XCTAssertEqual(c.members[survivor]?.step, 0, "a heartbeat of generation 1 keeps the member alive but reports nothing")
+        XCTAssertEqual(c.members[survivor]?.lastHeartbeat, 3)
+        var stale = report(c, 5)
+        stale.generation = 1
+        XCTAssertTrue(c.onStepReport(stale, now: 3).isEmpty)
+        XCTAssertEqual(c.generation, 2)
+        XCTAssertNil(c.lastReport)
     }
 }

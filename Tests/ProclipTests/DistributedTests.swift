@@ -59,7 +59,7 @@ final class DistributedTests: XCTestCase {
         let client = try StatusClient(endpoint: "tcp://127.0.0.1:\(port)")
         var running: StatusReport?
         waitUntil(deadline: .after(seconds: 120), interval: 0.02) {
-            if let r = try? client.query(timeout: 0.5), r.state == "running", r.workers.count == 3, (r.lastCheckpointStep ?? 0) >= 20 {
+            if let r = try? client.query(timeout: 0.5), r.state == .running, r.workers.count == 3, (r.lastCheckpointStep ?? 0) >= 20 {
                 running = r
             }
             return running != nil || launch.poll() != nil
@@ -169,8 +169,8 @@ final class DistributedTests: XCTestCase {
         // Still waiting for its workers: the one refused at its hello is not listed, the one refused
         // for its dataset has left without a rank.
         let after = try XCTUnwrap(try status())
-        XCTAssertEqual(after.state, "waiting")
-        XCTAssertEqual(after.workers.map(\.state), ["left"], "\(after.workers)")
+        XCTAssertEqual(after.state, .waiting)
+        XCTAssertEqual(after.workers.map(\.state), [.left], "\(after.workers)")
         XCTAssertEqual(after.workers.compactMap(\.rank), [], "\(after.workers)")
 
         coordinator.send(signal: SIGTERM)

@@ -43,7 +43,7 @@ final class MultiHostTests: XCTestCase {
         let client = try StatusClient(endpoint: endpoint)
         var seen: StatusReport?
         waitUntil(deadline: .after(seconds: 120), interval: 0.05) {
-            if let r = try? client.query(timeout: 0.5), r.state == "running", r.step >= 1 { seen = r }
+            if let r = try? client.query(timeout: 0.5), r.state == .running, r.step >= 1 { seen = r }
             return seen != nil || coordinator.poll() != nil
         }
         let r = try XCTUnwrap(seen, "status while running:\n" + ((try? String(contentsOfFile: dir + "/coordinator.log", encoding: .utf8)) ?? ""))

@@ -138,7 +138,7 @@ final class ResumeTests: XCTestCase {
         let client = try StatusClient(endpoint: "tcp://127.0.0.1:\(port)")
         var running: Int?
         waitUntil(deadline: .after(seconds: 300), interval: 0.005) {
-            if let r = try? client.query(timeout: 0.2), r.state == "running", r.step >= 30 { running = r.step }
+            if let r = try? client.query(timeout: 0.2), r.state == .running, r.step >= 30 { running = r.step }
             return running != nil || p.poll() != nil
         }
         let stepBeforeStop = try XCTUnwrap(running, "status reports step 30")

@@ -27,7 +27,7 @@ final class StatusTests: XCTestCase {
         let client = try StatusClient(endpoint: endpoint)
         var report: StatusReport?
         waitUntil(deadline: .after(seconds: 120), interval: 0.1) {
-            if let r = try? client.query(timeout: 0.5), r.state == "running", r.step >= 2, r.workers.allSatisfy({ $0.computeSeconds > 0 }) {
+            if let r = try? client.query(timeout: 0.5), r.state == .running, r.step >= 2, r.workers.allSatisfy({ $0.computeSeconds > 0 }) {
                 report = r
             }
             return report != nil || launch.poll() != nil
@@ -54,7 +54,7 @@ final class StatusTests: XCTestCase {
         XCTAssertEqual(r.workers.count, 2)
         XCTAssertEqual(Set(r.workers.compactMap(\.rank)), [0, 1])
         for w in r.workers {
-            XCTAssertEqual(w.state, "assigned")
+            XCTAssertEqual(w.state, .assigned)
             XCTAssertLessThan(w.heartbeatAgeSeconds, 5)
             XCTAssertEqual(w.host, "127.0.0.1")
             XCTAssertGreaterThan(w.pid, 0)

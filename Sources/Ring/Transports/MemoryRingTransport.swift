@@ -12,13 +12,16 @@ import Glibc
 /// Sending copies the bytes into a message buffer; forwarding moves the buffer to the next
 /// mailbox without copying. Buffers are recycled, so a repeated collective allocates nothing
 /// once the pool has grown to its working size.
+///
+/// `@unchecked Sendable`: `worldSize` never changes and every mutable field (`mailboxes`, `pool`,
+/// `largest`) is read and written holding `monitor`.
 public final class MemoryRing: @unchecked Sendable {
     /// Number of ranks.
     public let worldSize: Int
     let monitor = Monitor()
     var mailboxes: [MessageQueue]  // by receiving rank; guarded by `monitor`
     var pool: [MemoryMessage] = []  // guarded by `monitor`
-    var largest = 64  // largest payload so far; every buffer grows to it, so buffers stay interchangeable
+    var largest = 64  // largest payload so far; every buffer grows to it, so buffers stay interchangeable; guarded by `monitor`
 
     /// A ring of `worldSize` ranks.
     public init(worldSize: Int) {
