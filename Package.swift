@@ -21,7 +21,9 @@ import PackageDescription
 ///   Spawn                       local child processes (launch, benchmarks, multi-process tests)
 ///   everything -> proclip       the CLI, the only module that imports ArgumentParser
 ///
-/// Test targets mirror the modules (Tests/<Module>Tests).
+/// Test targets mirror the modules (Tests/<Module>Tests); Tests/Support holds what they share
+/// (TestSupport: the built proclip, temporary directories, child processes, bounded waits;
+/// CAllocCounter: a process-wide malloc count).
 let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 /// The numeric modules are optimised in every configuration: their loops run 100–500× slower
 /// unoptimised, and unspecialised generics allocate, which would hide the allocation-free step
