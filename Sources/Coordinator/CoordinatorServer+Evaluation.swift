@@ -1,9 +1,9 @@
+import Basics
 import Control
 import Foundation
 import Job
 import JobConfig
 import Model
-import Synchronization
 import Tensors
 
 /// Parameter uploads (rank 0 sends its parameters at every phase end and at the last step) and
@@ -105,7 +105,7 @@ struct EvaluationOutcome: Sendable {
 /// lock. The thread only puts; the control loop takes, and does all logging, eval.json writes
 /// and core calls itself.
 final class EvaluationHandoff: Sendable {
-    private let finished = Mutex<[EvaluationOutcome]>([])
+    private let finished = Locked<[EvaluationOutcome]>([])
 
     func put(_ outcome: EvaluationOutcome) { finished.withLock { $0.append(outcome) } }
 

@@ -1,5 +1,4 @@
 import Basics
-import Synchronization
 import Tensors
 import Wire
 #if canImport(Glibc)

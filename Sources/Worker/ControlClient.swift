@@ -1,7 +1,6 @@
 import Basics
 import Control
 import Foundation
-import Synchronization
 import Trainer
 import Wire
 
@@ -14,7 +13,7 @@ final class ControlClient: Sendable {
     let mailbox: Mailbox
     private let context: ZmqContext
     /// `finishing`: asked to send what is queued and end; `finished`: the thread has ended.
-    private let lifecycle = Mutex((finishing: false, finished: false))
+    private let lifecycle = Locked((finishing: false, finished: false))
     private let ended = Doorbell()
     /// How long one wait for a message lasts; step reports leave at least this often.
     private let pollMilliseconds = 20

@@ -1,11 +1,10 @@
 import Basics
 import Control
-import Synchronization
 import Trainer
 
 /// What the control thread and the compute thread share: the worker's core, the messages waiting
 /// for the coordinator, and the hook that breaks a ring out of its waits — all behind one
-/// `Mutex`, so no field can be read without it. A `Doorbell` wakes the compute thread when an
+/// `Locked` value, so no field can be read without it. A `Doorbell` wakes the compute thread when an
 /// event may have given it work; it holds no state of its own.
 final class Mailbox: Sendable {
     /// A message for the coordinator, as the control thread sends it.
@@ -26,12 +25,12 @@ final class Mailbox: Sendable {
         var abandon: (@Sendable () -> Void)?
     }
 
-    private let shared: Mutex<Shared>
+    private let shared: Locked<Shared>
     private let bell = Doorbell()
     private let log: @Sendable (String) -> Void
 
     init(core: WorkerCore, log: @escaping @Sendable (String) -> Void) {
-        shared = Mutex(Shared(core: core))
+        shared = Locked(Shared(core: core))
         self.log = log
     }
 

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Synchronization
 
@@ -48,7 +49,7 @@ final class SignalTarget: Sendable {
         var action: (@Sendable (Int32) -> Void)?
         var pending: [Int32] = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Sets the action; signals that came earlier are delivered now.
     func set(_ action: @escaping @Sendable (Int32) -> Void) {

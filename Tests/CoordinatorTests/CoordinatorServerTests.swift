@@ -3,7 +3,6 @@ import Control
 import Coordinator
 import Features
 import Foundation
-import Synchronization
 import JobConfig
 import Model
 import Tensors
@@ -55,7 +54,7 @@ final class CoordinatorServerTests: XCTestCase {
     }
 
     final class Box: Sendable {
-        private let code = Mutex<Int32?>(nil)
+        private let code = Locked<Int32?>(nil)
         func set(_ c: Int32) { code.withLock { $0 = c } }
         func wait(seconds: Double) -> Int32? {
             let deadline = Deadline.after(seconds: seconds)

@@ -1,7 +1,6 @@
 import Basics
 import Control
 import Foundation
-import Synchronization
 @testable import Worker
 import XCTest
 
@@ -17,7 +16,7 @@ final class MailboxTests: XCTestCase {
 
     func testAnEventWakesTheWaitingComputeThreadWithinASlice() {
         let m = mailbox()
-        let got = Mutex<WorkerCore.Task?>(nil)
+        let got = Locked<WorkerCore.Task?>(nil)
         let done = expectation(description: "task")
         let t = Thread {
             let task = m.nextTask(slice: 30)  // a slice far longer than the test: only the bell can end the wait
@@ -40,7 +39,7 @@ final class MailboxTests: XCTestCase {
 
     func testMessagesQueueInOrderAndTheAbandonHookRunsForANewerGeneration() {
         let m = mailbox()
-        let abandoned = Mutex(0)
+        let abandoned = Locked(0)
         m.setAbandon { abandoned.withLock { $0 += 1 } }
         let hello = WorkerHello(version: ProclipInfo.version, host: "h", pid: 1, threads: 1, dataEndpoint: "tcp://h:2", configHash: nil)
         m.handle { $0.onStart(hello, now: 0) }
