@@ -20,6 +20,7 @@ public enum RingError: Error, Equatable, CustomStringConvertible {
     /// The transport failed.
     case transport(String)
 
+    /// The error as one line for logs and failure reports.
     public var description: String {
         switch self {
         case .timedOut(let what, let s): return "timed out after \(s) s waiting for \(what)"
