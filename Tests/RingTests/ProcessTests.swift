@@ -101,7 +101,12 @@ final class ProcessTests: XCTestCase {
         }
         for (r, child) in ranks.enumerated() { try child.writeLine("successor \(endpoints[(r + 1) % world])") }
         for child in ranks { XCTAssertEqual(try child.readLine(timeout: 30), "ready") }
-        usleep(700_000)  // well inside the all-reduce loop
+        // Each rank names its payload path just before it enters the timed loop of barriers and
+        // all-reduces: once all have, the kill lands inside that loop.
+        for child in ranks {
+            let line = try child.readLine(timeout: 30) ?? ""
+            XCTAssertTrue(line.hasPrefix("path "), line)
+        }
         for (r, child) in ranks.enumerated() where r != 1 { XCTAssertNil(try child.wait(timeout: 0), "rank \(r) still running") }
         ranks[1].send(signal: SIGKILL)
         let killed = monotonicSeconds()
