@@ -23,6 +23,16 @@ extension CheckpointWritten: ControlPayload {
     }
 }
 
+extension CheckpointFailed: ControlPayload {
+    public func validated() throws -> CheckpointFailed {
+        let f = Fields("CheckpointFailed")
+        try f.step("step", step)
+        try f.path("path", path)
+        try f.text("reason", reason, max: ControlLimits.maxReason, empty: true)
+        return self
+    }
+}
+
 extension Leave: ControlPayload {
     public func validated() throws -> Leave {
         let f = Fields("Leave")

@@ -22,6 +22,8 @@ extension MessageType {
     /// Every member of the generation is bound: connect.
     public static let go = MessageType(rawValue: 0x2F)
     public static let checkpointNow = MessageType(rawValue: 0x32)
+    /// Rank 0 could not write a checkpoint.
+    public static let checkpointFailed = MessageType(rawValue: 0x33)
     public static let statusRequest = MessageType(rawValue: 0x30)
     public static let statusReply = MessageType(rawValue: 0x31)
 }
@@ -36,7 +38,7 @@ public enum ControlLimits {
     /// What the coordinator accepts.
     public static let coordinatorAccepts: [(MessageType, maxPayload: Int)] = [
         (.register, json), (.ready, json), (.bound, json), (.heartbeat, json), (.stepReport, json), (.failure, json), (.leave, json),
-        (.paramsHeader, json), (.paramsChunk, paramsChunk), (.checkpointWritten, json), (.statusRequest, json),
+        (.paramsHeader, json), (.paramsChunk, paramsChunk), (.checkpointWritten, json), (.checkpointFailed, json), (.statusRequest, json),
     ]
 
     /// What a worker accepts.
@@ -130,6 +132,19 @@ public struct CheckpointWritten: Codable, Sendable, Equatable {
     public init(step: Int, path: String) {
         self.step = step
         self.path = path
+    }
+}
+
+/// A checkpoint rank 0 could not write (the file it was writing, and why).
+public struct CheckpointFailed: Codable, Sendable, Equatable {
+    public var step: Int
+    public var path: String
+    public var reason: String
+
+    public init(step: Int, path: String, reason: String) {
+        self.step = step
+        self.path = path
+        self.reason = ControlLimits.clip(reason)
     }
 }
 

@@ -184,12 +184,15 @@ public struct FailureReport: Codable, Sendable, Equatable {
     public var generation: UInt64
     public var step: Int
     public var reason: String
+    /// Whether no generation can go on either (a non-finite loss, a bad value): the job stops.
+    public var fatal: Bool
 
-    public init(workerID: UInt64, generation: UInt64, step: Int, reason: String) {
+    public init(workerID: UInt64, generation: UInt64, step: Int, reason: String, fatal: Bool = false) {
         self.workerID = workerID
         self.generation = generation
         self.step = step
         self.reason = ControlLimits.clip(reason)
+        self.fatal = fatal
     }
 }
 

@@ -37,6 +37,9 @@ public struct CoordinatorCore: Sendable {
         public var checkpointSeconds = 0.0
         /// On a stop request, wait this long for rank 0's final checkpoint before stopping anyway.
         public var stopCheckpointTimeout = 60.0
+        /// Stop the job (exit 1) after this many checkpoints in a row could not be written; the
+        /// last good one stays (0: never stop for failed checkpoints).
+        public var maxCheckpointFailures = 2
 
         public init(minWorkers: Int, workers: Int) {
             self.minWorkers = minWorkers
@@ -109,6 +112,8 @@ public struct CoordinatorCore: Sendable {
     private var nextID: UInt64 = 1
     private var quorumAt: Double?
     private var restartsWithoutProgress = 0
+    /// Checkpoints in a row that rank 0 could not write.
+    public private(set) var checkpointFailures = 0
     private var evaluatedPhases: Set<Int> = []
     private var announcedPhase = -1
     private var reformAt: Double?
@@ -236,15 +241,51 @@ public struct CoordinatorCore: Sendable {
 
     /// A member cannot go on in its generation. If no death explains it within `failureGrace`
     /// seconds, the ring is formed again with the live members.
+    /// A fatal failure (the next generation would meet it too: a non-finite loss, say) ends the
+    /// job at once.
     public mutating func onFailure(_ f: FailureReport, now: Double) -> [Directive] {
         guard f.generation == generation, state == .running, members[f.workerID] != nil else { return [] }
+        if f.fatal { return fail("worker \(f.workerID) at step \(f.step): \(f.reason)") }
         if reformAt == nil { reformAt = now + settings.failureGrace }
         return [.event("worker \(f.workerID) failed at step \(f.step): \(f.reason)")]
+    }
+
+    /// Rank 0 could not write the checkpoint of `step`. After `maxCheckpointFailures` in a row the
+    /// job stops (the last good checkpoint stays); a stop waiting for its checkpoint stops now.
+    public mutating func onCheckpointFailed(_ c: CheckpointFailed, now: Double) -> [Directive] {
+        guard state == .running || state == .stopping else { return [] }
+        checkpointFailures += 1
+        let line = "checkpoint of step \(c.step) failed: \(c.path): \(c.reason)"
+        if state == .stopping, stopDeadline != nil {
+            stopDeadline = nil
+            state = .failed
+            return [.stop(nil, "the coordinator is stopping"), .event(line), .event("stopped without a checkpoint"), .exit(1)]
+        }
+        if settings.maxCheckpointFailures > 0 && checkpointFailures >= settings.maxCheckpointFailures {
+            return [.event(line)] + fail("\(checkpointFailures) checkpoints in a row could not be written (the last: \(c.path): \(c.reason))"
+                                         + (checkpoint.map { "; the newest good one is \($0.path) (step \($0.step))" } ?? ""))
+        }
+        return [.event(line)]
+    }
+
+    /// The coordinator itself cannot go on (a run file it must write cannot be written): the job
+    /// stops with status 1, `reason` naming what failed.
+    public mutating func onFatal(_ reason: String) -> [Directive] {
+        guard state != .done && state != .failed else { return [] }
+        return fail(reason)
+    }
+
+    /// Ends the job: every worker is stopped, one line says why, the exit status is 1.
+    private mutating func fail(_ reason: String) -> [Directive] {
+        state = .failed
+        stopDeadline = nil
+        return [.stop(nil, "the job failed: \(reason)"), .event("failed: \(reason)"), .exit(1)]
     }
 
     /// Rank 0 wrote a checkpoint of global step `step` at `path`.
     public mutating func onCheckpoint(step: Int, path: String, now: Double = 0) -> [Directive] {
         if checkpoint == nil || step >= checkpoint!.step { checkpoint = (step, path) }
+        checkpointFailures = 0
         lastCheckpointAt = now
         var out: [Directive] = [.event("checkpoint at step \(step): \(path)")]
         if state == .stopping, stopDeadline != nil {
@@ -301,6 +342,7 @@ public struct CoordinatorCore: Sendable {
 
     /// Time passes: deaths by silence, the start grace, progress checks, time-based checkpoints.
     public mutating func onTick(now: Double) -> [Directive] {
+        if state == .done || state == .failed { return [] }  // the job has ended: nothing left to decide
         var out: [Directive] = []
         if state == .stopping, let d = stopDeadline, now >= d {
             stopDeadline = nil

@@ -150,7 +150,10 @@ extension CoordinatorServer {
             reports.append(done.report)
             saveEval()
             record("after \(plan.phases[done.phase].config.name) (step \(done.step)): " + EvalTable.line(done.report))
-            if let e = done.parametersError { record("final parameters: \(e)") }
+            if let e = done.parametersError {
+                out += core.onFatal("final parameters: \(e)")
+                continue
+            }
             out += core.onEvaluated(phase: done.phase, step: done.step, final: done.final)
             out += startEvaluationIfReady()
         }

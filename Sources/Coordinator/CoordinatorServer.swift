@@ -170,7 +170,7 @@ public final class CoordinatorServer {
             var last = run.lastMetricsStep ?? 0
             for line in carried.sorted(by: { (RunDirectory.step(of: $0) ?? 0) < (RunDirectory.step(of: $1) ?? 0) }) {
                 if let s = RunDirectory.step(of: line), s == last + 1, s <= step {
-                    run.appendMetrics(String(line))
+                    try run.appendMetrics(String(line))
                     last = s
                 }
             }
@@ -229,7 +229,10 @@ public final class CoordinatorServer {
             directives += core.onTick(now: t)
             if let code = execute(directives) { exitCode = code }
         }
-        run.flushMetrics()
+        do { try run.flushMetrics() } catch {
+            record("\(error)")
+            if exitCode == 0 { exitCode = 1 }
+        }
         // Let the stop messages leave before the socket closes.
         Thread.sleep(forTimeInterval: 0.2)
         return exitCode!
@@ -287,9 +290,9 @@ public final class CoordinatorServer {
                 if r.generation == core.generation {
                     if r.step <= metricsStep {
                         // A new generation replays steps from its checkpoint: their earlier lines go.
-                        do { try run.rewindMetrics(toStep: r.step - 1) } catch { record("metrics.jsonl: \(error)") }
+                        do { try run.rewindMetrics(toStep: r.step - 1) } catch { ds += core.onFatal("\(error)") }
                     }
-                    run.appendMetrics(r.json)
+                    do { try run.appendMetrics(r.json) } catch { ds += core.onFatal("\(error)") }
                     metricsStep = r.step
                     for (k, v) in r.loss { smoothed[k] = smoothed[k].map { 0.9 * $0 + 0.1 * v } ?? v }
                     smoothedRate = smoothedRate.map { 0.9 * $0 + 0.1 * r.samplesPerSecond } ?? r.samplesPerSecond
@@ -305,6 +308,9 @@ public final class CoordinatorServer {
         case .checkpointWritten:
             guard let c = channel.decode(CheckpointWritten.self, from: m) else { return nil }
             ds = core.onCheckpoint(step: c.step, path: c.path, now: t)
+        case .checkpointFailed:
+            guard let c = channel.decode(CheckpointFailed.self, from: m) else { return nil }
+            ds = core.onCheckpointFailed(c, now: t)
         case .paramsHeader:
             guard let h = channel.decode(ParamsHeader.self, from: m) else { return nil }
             guard h.bytes <= maxUploadBytes else {

@@ -16,7 +16,7 @@ import Glibc
 /// - `final.safetensors` — the trained parameters under their PyTorch names.
 public final class RunDirectory {
     public let path: String
-    private var metrics: UnsafeMutablePointer<FILE>
+    private let metrics: LineFile
     private let logFile: UnsafeMutablePointer<FILE>
     private var lastFlush = 0.0
 
@@ -36,21 +36,15 @@ public final class RunDirectory {
             let kept = text.split(separator: "\n").filter { (RunDirectory.step(of: $0) ?? Int.max) <= step }
             try Files.writeAtomically(path + "/metrics.jsonl", Array((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8))
         }
-        guard let m = fopen(path + "/metrics.jsonl", resumeAt == nil ? "w" : "a") else { throw FileError(path + "/metrics.jsonl", "cannot create: \(Files.errnoText())") }
+        metrics = try LineFile(path: path + "/metrics.jsonl", truncate: resumeAt == nil)
         guard let l = fopen(path + "/train.log", resumeAt == nil ? "w" : "a") else {
-            fclose(m)
             throw FileError(path + "/train.log", "cannot create: \(Files.errnoText())")
         }
-        metrics = m
         logFile = l
         self.path = path
     }
 
-    deinit {
-        fflush(metrics)
-        fclose(metrics)
-        fclose(logFile)
-    }
+    deinit { fclose(logFile) }
 
     /// The step of the last line of metrics.jsonl.
     public var lastMetricsStep: Int? {
@@ -74,35 +68,31 @@ public final class RunDirectory {
     /// Keeps the config text beside the results.
     public func saveConfig(_ text: String) throws { try Files.writeAtomically(path + "/config.yaml", Array(text.utf8)) }
 
-    /// Appends one metrics line. Lines reach the file at least every half second (`flushMetrics`
-    /// is called on the way out), so a crash loses at most the last half second of lines.
-    public func appendMetrics(_ json: String) {
-        fputs(json, metrics)
-        fputs("\n", metrics)
+    /// Appends one metrics line. Lines reach the file, whole, at least every half second
+    /// (`flushMetrics` is called on the way out), so a crash loses at most the last half second
+    /// of lines; a failed write (a full disk) throws, naming the file, and leaves only whole lines.
+    public func appendMetrics(_ json: String) throws {
+        metrics.append(json)
         let now = MonotonicClock.now()
         if now - lastFlush >= 0.5 {
-            fflush(metrics)
             lastFlush = now
+            try metrics.flush()
         }
     }
 
     /// Drops the metrics lines of steps after `step` (a new generation of workers recomputes them
     /// from a checkpoint), so that metrics.jsonl keeps describing the steps that made the model.
     public func rewindMetrics(toStep step: Int) throws {
-        fflush(metrics)
-        let file = path + "/metrics.jsonl"
-        let kept = String(decoding: try Files.read(file), as: UTF8.self).split(separator: "\n")
+        try metrics.flush()
+        let kept = String(decoding: try Files.read(metrics.path), as: UTF8.self).split(separator: "\n")
             .filter { (RunDirectory.step(of: $0) ?? Int.max) <= step }
-        try Files.writeAtomically(file, Array((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8))
-        guard let m = fopen(file, "a") else { throw FileError(file, "cannot reopen: \(Files.errnoText())") }
-        fclose(metrics)
-        metrics = m
+        try metrics.replace(with: kept)
     }
 
-    /// Writes buffered metrics lines out now.
-    public func flushMetrics() {
-        fflush(metrics)
+    /// Writes buffered metrics lines out now (whole lines, or an error naming the file).
+    public func flushMetrics() throws {
         lastFlush = MonotonicClock.now()
+        try metrics.flush()
     }
 
     /// Appends a line to train.log.
@@ -114,7 +104,7 @@ public final class RunDirectory {
 
     /// Rewrites eval.json with every report so far.
     public func writeEval(_ reports: [EvalReport]) throws {
-        flushMetrics()
+        try flushMetrics()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(reports)

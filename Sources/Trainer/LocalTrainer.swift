@@ -86,7 +86,7 @@ public final class LocalTrainer {
         }, onStep: { o in
             done = o.globalStep
             phaseSteps += 1
-            self.run.appendMetrics(o.json)
+            try self.run.appendMetrics(o.json)
             let pc = o.phase.config
             let now = MonotonicClock.now()
             let rate = Double(pc.batch * phaseSteps) / (now - phaseStart)
@@ -103,7 +103,7 @@ public final class LocalTrainer {
         if done < plan.totalSteps, let (phase, k) = plan.locate(globalStep: done), k > 0 {
             try evaluate(phase, done, stopped: true)
         }
-        run.flushMetrics()
+        try run.flushMetrics()
         try run.writeParameters(store, name: "final.safetensors", config: config, step: done)
         run.log("done: \(done) steps in \(ProgressLine.duration(MonotonicClock.now() - started)); final.safetensors written")
         return reports

@@ -113,7 +113,8 @@ public final class TrainingLoop {
                 exec.beginStep(global + 1)
                 let terms = try exec.run(store: store)
                 guard terms.total.isFinite else {
-                    throw TrainingError("phase '\(pc.name)' step \(k + 1) (global \(global + 1)): the loss is \(terms.total); stopping before the update")
+                    let bad = terms.named(pc.kind).filter { !$0.1.isFinite }.map { "\($0.0) = \($0.1)" }.joined(separator: ", ")
+                    throw TrainingError("phase '\(pc.name)' step \(k + 1) (global \(global + 1)): non-finite loss (\(bad)); stopping before the update")
                 }
                 optimizerSteps += 1
                 let factor = phase.schedule.factor(at: k)

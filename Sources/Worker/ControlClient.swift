@@ -127,6 +127,7 @@ final class ControlClient: Sendable {
         case .heartbeat(let h): try channel.send(.heartbeat, h, generation: h.generation, step: h.step)
         case .failure(let f): try channel.send(.failure, f, generation: f.generation, step: f.step)
         case .checkpointWritten(let c): try channel.send(.checkpointWritten, c, step: c.step)
+        case .checkpointFailed(let c): try channel.send(.checkpointFailed, c, step: c.step)
         case .leave(let l): try channel.send(.leave, l)
         }
     }

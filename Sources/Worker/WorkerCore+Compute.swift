@@ -91,10 +91,23 @@ extension WorkerCore {
         return [.send(.checkpointWritten(CheckpointWritten(step: step, path: path)))]
     }
 
-    /// A checkpoint could not be written; training goes on (the next one may succeed).
-    public mutating func onCheckpointFailed(step: Int, error: String) -> [Directive] {
+    /// A checkpoint could not be written (`path`: the file it was writing). Training goes on;
+    /// the coordinator hears of it and decides whether the job can (it stops after a few in a row).
+    public mutating func onCheckpointFailed(step: Int, path: String, error: String) -> [Directive] {
         savesInFlight = max(0, savesInFlight - 1)
-        return [.log("checkpoint of step \(step) failed: \(error)")]
+        return [.log("checkpoint of step \(step) failed: \(path): \(error)"),
+                .send(.checkpointFailed(CheckpointFailed(step: step, path: path, reason: error)))]
+    }
+
+    /// A step of generation `g` failed in a way no generation can get past (a non-finite loss, a
+    /// bad value): the coordinator is told, so that it stops the job, and the worker ends with
+    /// status 1.
+    public mutating func onFatal(_ g: UInt64, step: Int, reason: String) -> [Directive] {
+        if fatal == nil { fatal = reason }
+        if case .stepping(let running, _) = stage, running == g { stage = .training(g, step: step) }
+        health.state = .failed
+        return [.log("generation \(g) cannot go on at step \(step): \(reason)"),
+                .send(.failure(FailureReport(workerID: welcome?.workerID ?? 0, generation: g, step: step, reason: reason, fatal: true)))]
     }
 
     /// A `checkpoint` or `awaitCheckpoints` task is done: every write has been reported.

@@ -8,6 +8,7 @@ public enum WorkerMessage: Sendable, Equatable {
     case heartbeat(Heartbeat)
     case failure(FailureReport)
     case checkpointWritten(CheckpointWritten)
+    case checkpointFailed(CheckpointFailed)
     case leave(Leave)
 }
 

@@ -196,6 +196,11 @@ final class WorkerSession {
         } catch let e as RingError {
             carryOut(mailbox.handle { $0.onTrainFailed(g, step: global, reason: "\(e)") })
             return
+        } catch {
+            // Not the ring's: the step itself cannot be taken (a non-finite loss, a bad value).
+            let reason = "\(error)"
+            carryOut(mailbox.handle { $0.onFatal(g, step: global, reason: reason) })
+            return
         }
         carryOut(mailbox.handle { $0.onTrained(g, step: global) })
     }
@@ -295,7 +300,7 @@ extension WorkerCore {
     mutating func on(_ outcome: SaveOutcome) -> [Directive] {
         switch outcome {
         case .saved(let s): return onCheckpointSaved(step: s.step, path: s.path)
-        case .failed(let step, let error): return onCheckpointFailed(step: step, error: "\(error)")
+        case .failed(let step, let error): return onCheckpointFailed(step: step, path: error.path, error: error.problem)
         }
     }
 }

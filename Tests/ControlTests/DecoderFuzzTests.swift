@@ -16,11 +16,11 @@ final class DecoderFuzzTests: XCTestCase {
     static let seed = UInt64(ProcessInfo.processInfo.environment["PROCLIP_FUZZ_SEED"] ?? "") ?? 0x5EED
 
     // Test-only wire types for the parts that travel inside other messages.
-    static let policyType = MessageType(rawValue: 0x33)
-    static let reportType = MessageType(rawValue: 0x34)
-    static let phaseType = MessageType(rawValue: 0x35)
-    static let workerType = MessageType(rawValue: 0x36)
-    static let eventType = MessageType(rawValue: 0x37)
+    static let policyType = MessageType(rawValue: 0x3B)
+    static let reportType = MessageType(rawValue: 0x3C)
+    static let phaseType = MessageType(rawValue: 0x3D)
+    static let workerType = MessageType(rawValue: 0x3E)
+    static let eventType = MessageType(rawValue: 0x3F)
 
     func testWorkerHello() { fuzz(.register, Samples.hello) }
     func testReady() { fuzz(.ready, Samples.ready) }
@@ -36,6 +36,7 @@ final class DecoderFuzzTests: XCTestCase {
     func testRefusal() { fuzz(.refuse, Samples.refusal) }
     func testParamsHeader() { fuzz(.paramsHeader, Samples.paramsHeader) }
     func testCheckpointWritten() { fuzz(.checkpointWritten, Samples.checkpointWritten) }
+    func testCheckpointFailed() { fuzz(.checkpointFailed, Samples.checkpointFailed) }
     func testLeave() { fuzz(.leave, Samples.leave) }
     func testStop() { fuzz(.stop, Samples.stop) }
     func testStatusRequest() { fuzz(.statusRequest) { _ in StatusRequest() } }
@@ -67,6 +68,7 @@ final class DecoderFuzzTests: XCTestCase {
             MessageType.stepReport.rawValue: route([StepReport].self), reportType.rawValue: route(StepReport.self),
             MessageType.failure.rawValue: route(FailureReport.self), MessageType.refuse.rawValue: route(Refusal.self),
             MessageType.paramsHeader.rawValue: route(ParamsHeader.self), MessageType.checkpointWritten.rawValue: route(CheckpointWritten.self),
+            MessageType.checkpointFailed.rawValue: route(CheckpointFailed.self),
             MessageType.leave.rawValue: route(Leave.self), MessageType.stop.rawValue: route(Stop.self),
             MessageType.statusRequest.rawValue: route(StatusRequest.self), MessageType.bound.rawValue: route(Bound.self),
             MessageType.go.rawValue: route(Go.self), MessageType.statusReply.rawValue: route(StatusReport.self),

@@ -88,7 +88,8 @@ enum Samples {
     static func batch(_ g: inout Rng) -> [StepReport] { (0..<g.int(1...3)).map { _ in stepReport(&g) } }
 
     static func failure(_ g: inout Rng) -> FailureReport {
-        FailureReport(workerID: UInt64(g.int(1...1000)), generation: UInt64(g.int(1...50)), step: step(&g), reason: word(&g, 0...60))
+        FailureReport(workerID: UInt64(g.int(1...1000)), generation: UInt64(g.int(1...50)), step: step(&g), reason: word(&g, 0...60),
+                      fatal: g.chance(0.5))
     }
 
     static func refusal(_ g: inout Rng) -> Refusal { Refusal(reason: word(&g, 1...60)) }
@@ -101,6 +102,9 @@ enum Samples {
     }
 
     static func checkpointWritten(_ g: inout Rng) -> CheckpointWritten { CheckpointWritten(step: step(&g), path: path(&g)) }
+    static func checkpointFailed(_ g: inout Rng) -> CheckpointFailed {
+        CheckpointFailed(step: step(&g), path: path(&g), reason: word(&g, 0...60))
+    }
 
     static func leave(_ g: inout Rng) -> Leave { Leave(workerID: UInt64(g.int(1...1000)), reason: word(&g, 0...30)) }
 
@@ -162,12 +166,13 @@ enum Samples {
                        ("gradNorm", "-1"), ("stepSeconds", "-1"), ("samplesPerSecond", "-1"), ("json", "\"\""), ("loss", manyTerms),
                        ("lr", "{\"a\":-1}"), ("loss", "{\"\":1}")],
         "[StepReport]": [("", "[]"), ("[0].step", "0"), ("[0].generation", "0"), ("[0]", "{}")],
-        "FailureReport": [("workerID", "0"), ("generation", "0"), ("step", "-1"), ("reason", long4K)],
+        "FailureReport": [("workerID", "0"), ("generation", "0"), ("step", "-1"), ("reason", long4K), ("fatal", "1"), ("fatal", "null")],
         "Refusal": [("reason", long4K)],
         "ParamsHeader": [("chunks", "$chunks+1"), ("chunks", "$chunks-1"), ("bytes", "$chunks-1"), ("chunks", "0"), ("chunks", "65537"),
                          ("bytes", "0"), ("bytes", "-1"), ("bytes", "99999999999999"),
                          ("step", "-1"), ("phase", "-1")],
         "CheckpointWritten": [("step", "-1"), ("path", "\"\""), ("path", "\"relative\"")],
+        "CheckpointFailed": [("step", "-1"), ("path", "\"\""), ("path", "\"relative\""), ("reason", long4K)],
         "Leave": [("workerID", "0"), ("reason", long4K)],
         "Stop": [("reason", long4K)],
         "StatusRequest": [("", "[]"), ("", "1"), ("", "null"), ("", "--1"), ("", "\"x\"")],

@@ -300,4 +300,73 @@ final class CoordinatorCoreTests: XCTestCase {
         XCTAssertEqual(c.generation, 2)
         XCTAssertNil(c.lastReport)
     }
+
+    // MARK: loud failures
+
+    /// A running generation of two workers (ids 1 and 2) at step 5, checkpoints on.
+    func runningJob(maxCheckpointFailures: Int = 2) -> CoordinatorCore {
+        var s = CoordinatorCore.Settings(minWorkers: 2, workers: 2)
+        s.checkpoint = CheckpointPolicy(directory: "/ckpt", every: 10, keep: 3)
+        s.maxCheckpointFailures = maxCheckpointFailures
+        var c = CoordinatorCore(settings: s, phaseStarts: [0, 60], phaseNames: ["inherit", "contrast"], totalSteps: 100,
+                                config: "yaml", configHash: "c1", manifestHash: "m1")
+        join(&c, "a", hello("hostA", 1), now: 0)
+        join(&c, "b", hello("hostA", 2), now: 0)
+        XCTAssertEqual(c.state, .running)
+        _ = c.onStepReport(report(c, 5), now: 1)
+        return c
+    }
+
+    func testAFatalFailureStopsTheJobAtOnceWithStatus1() {
+        var c = runningJob()
+        let ds = c.onFailure(FailureReport(workerID: 1, generation: c.generation, step: 6,
+                                           reason: "non-finite loss (clip = nan)", fatal: true), now: 2)
+        XCTAssertEqual(c.state, .failed)
+        XCTAssertTrue(ds.contains(.exit(1)), "\(ds)")
+        XCTAssertTrue(ds.contains { if case .stop(nil, _) = $0 { return true } else { return false } })
+        XCTAssertTrue(ds.contains { if case .event(let e) = $0 { return e.contains("step 6") && e.contains("clip = nan") } else { return false } })
+        XCTAssertEqual(c.onFailure(FailureReport(workerID: 2, generation: c.generation, step: 6, reason: "x", fatal: true), now: 2), [],
+                       "the same failure from the other rank changes nothing")
+        XCTAssertTrue(c.onTick(now: 30).isEmpty, "no re-forming after the job failed")
+    }
+
+    func testTheSecondCheckpointFailureInARowStopsTheJobKeepingTheLastGoodOne() {
+        var c = runningJob()
+        _ = c.onCheckpoint(step: 10, path: "/ckpt/ckpt-10.lz4", now: 3)
+        var ds = c.onCheckpointFailed(CheckpointFailed(step: 20, path: "/ckpt/tmp-20", reason: "No space left on device"), now: 4)
+        XCTAssertEqual(ds, [.event("checkpoint of step 20 failed: /ckpt/tmp-20: No space left on device")])
+        XCTAssertEqual(c.state, .running)
+        _ = c.onCheckpoint(step: 30, path: "/ckpt/ckpt-30.lz4", now: 5)
+        XCTAssertEqual(c.checkpointFailures, 0, "a good checkpoint resets the count")
+        _ = c.onCheckpointFailed(CheckpointFailed(step: 40, path: "/ckpt/tmp-40", reason: "No space left on device"), now: 6)
+        ds = c.onCheckpointFailed(CheckpointFailed(step: 50, path: "/ckpt/tmp-50", reason: "No space left on device"), now: 7)
+        XCTAssertEqual(c.state, .failed)
+        XCTAssertTrue(ds.contains(.exit(1)), "\(ds)")
+        XCTAssertTrue(ds.contains { if case .event(let e) = $0 { return e.contains("/ckpt/tmp-50") && e.contains("/ckpt/ckpt-30.lz4") } else { return false } },
+                      "the line names the failed file and the newest good checkpoint: \(ds)")
+        XCTAssertEqual(c.checkpoint?.step, 30)
+    }
+
+    func testCheckpointFailuresCanBeTolerated() {
+        var c = runningJob(maxCheckpointFailures: 0)
+        for k in 1...5 { _ = c.onCheckpointFailed(CheckpointFailed(step: 10 * k, path: "/ckpt/t", reason: "full"), now: Double(k)) }
+        XCTAssertEqual(c.state, .running)
+    }
+
+    func testAStopWhoseCheckpointFailsStopsAtOnceWithStatus1() {
+        var c = runningJob()
+        XCTAssertTrue(c.onStopRequested(now: 2).contains { if case .checkpointNow = $0 { return true } else { return false } })
+        let ds = c.onCheckpointFailed(CheckpointFailed(step: 7, path: "/ckpt/tmp-7", reason: "No space left on device"), now: 3)
+        XCTAssertTrue(ds.contains(.exit(1)), "\(ds)")
+        XCTAssertEqual(c.state, .failed)
+        XCTAssertTrue(c.onTick(now: 100).isEmpty, "the stop's timeout no longer fires")
+    }
+
+    func testTheCoordinatorsOwnWriteFailureEndsTheJob() {
+        var c = runningJob()
+        let ds = c.onFatal("runs/x/metrics.jsonl: cannot write 120 bytes at 4096: No space left on device")
+        XCTAssertTrue(ds.contains(.exit(1)))
+        XCTAssertTrue(ds.contains(.event("failed: runs/x/metrics.jsonl: cannot write 120 bytes at 4096: No space left on device")))
+        XCTAssertEqual(c.onFatal("again"), [], "once")
+    }
 }

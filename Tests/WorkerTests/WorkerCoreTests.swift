@@ -292,7 +292,9 @@ final class WorkerCoreTests: XCTestCase {
     func testCheckpointOutcomesReachTheCoordinatorOrTheLog() {
         var c = core()
         XCTAssertEqual(c.onCheckpointSaved(step: 8, path: "/ckpt/a.lz4"), [.send(.checkpointWritten(CheckpointWritten(step: 8, path: "/ckpt/a.lz4")))])
-        XCTAssertEqual(c.onCheckpointFailed(step: 16, error: "disk full"), [.log("checkpoint of step 16 failed: disk full")])
+        XCTAssertEqual(c.onCheckpointFailed(step: 16, path: "/ckpt/tmp-16", error: "No space left on device"),
+                       [.log("checkpoint of step 16 failed: /ckpt/tmp-16: No space left on device"),
+                        .send(.checkpointFailed(CheckpointFailed(step: 16, path: "/ckpt/tmp-16", reason: "No space left on device")))])
     }
 
     func testHeartbeatsAverageTheLastTenSteps() {
@@ -400,6 +402,18 @@ final class WorkerCoreTests: XCTestCase {
         XCTAssertEqual(c.stage, .standby)
         _ = c.onGo(Go(generation: 1), now: 33)
         XCTAssertNil(c.nextTask(), "a late go does not revive the generation given up on")
+    }
+
+    func testANonFiniteLossIsFatalForTheJobAndTheCoordinatorHearsOfIt() {
+        var c = core()
+        training(&c, assignment(1, lease: 30))
+        _ = c.nextTask()
+        _ = run(&c, 1, 0..<6)
+        let ds = c.onFatal(1, step: 6, reason: "non-finite loss (clip = nan, total = nan)")
+        XCTAssertEqual(sends(ds), [.failure(FailureReport(workerID: 3, generation: 1, step: 6,
+                                                          reason: "non-finite loss (clip = nan, total = nan)", fatal: true))])
+        XCTAssertEqual(c.health.state, .failed)
+        XCTAssertEqual(c.nextTask(), .exit(code: 1, reason: "error: non-finite loss (clip = nan, total = nan)"))
     }
 
     // MARK: stopping
