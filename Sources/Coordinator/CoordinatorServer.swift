@@ -34,6 +34,8 @@ public struct CoordinatorOptions: Sendable {
     /// And at least every this many minutes (0: never by time).
     public var checkpointMinutes = 30.0
     public var keepCheckpoints = 3
+    /// Stop the job after this many checkpoints in a row could not be written (0: never).
+    public var maxCheckpointFailures = 2
     /// `auto` (the newest checkpoint that verifies, or a fresh start when there is none) or a path.
     public var resume: String?
     /// Resume even when the checkpoint's config hash differs from the config's.
@@ -117,6 +119,7 @@ public final class CoordinatorServer {
         settings.heartbeatTimeout = options.heartbeatTimeout
         let checkpointDir = options.noCheckpoints ? "" : absolutePath(options.checkpointDir ?? options.runDir + "/checkpoints")
         settings.checkpoint = CheckpointPolicy(directory: checkpointDir, every: options.checkpointEvery, keep: options.keepCheckpoints)
+        settings.maxCheckpointFailures = options.maxCheckpointFailures
         settings.checkpointSeconds = options.checkpointMinutes * 60
         core = CoordinatorCore(settings: settings, phaseStarts: plan.phases.map(\.firstGlobalStep),
                                phaseNames: plan.phases.map(\.config.name), totalSteps: total,

@@ -30,6 +30,8 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Checkpoints kept besides every phase end.") var keepCheckpoints: Int = 3
     @Option(help: "Checkpoint directory, on storage rank 0's host can write (default: <run dir>/checkpoints).") var checkpointDir: String?
     @Flag(help: "Write no checkpoints.") var noCheckpoints = false
+    @Option(help: "Stop the job (status 1) after this many checkpoints in a row could not be written, keeping the last good one (0: never).")
+    var maxCheckpointFailures: Int = 2
     @Option(help: "Resume from a checkpoint: auto (the newest that verifies; a fresh start when there is none) or a path.")
     var resume: String?
     @Flag(help: "Resume even when the checkpoint was trained with another config.") var allowConfigChange = false
@@ -41,6 +43,7 @@ struct CoordinatorCommand: ParsableCommand {
         if let m = minWorkers, m < 1 || m > workers { throw ValidationError("--min-workers must be in 1...--workers") }
         if let m = maxSteps, m < 1 { throw ValidationError("--max-steps must be at least 1") }
         if checkpointEvery < 0 || keepCheckpoints < 1 { throw ValidationError("--checkpoint-every must be ≥ 0 and --keep-checkpoints ≥ 1") }
+        if maxCheckpointFailures < 0 { throw ValidationError("--max-checkpoint-failures must be ≥ 0") }
     }
 
     func run() throws {
@@ -60,6 +63,7 @@ struct CoordinatorCommand: ParsableCommand {
         options.keepCheckpoints = keepCheckpoints
         options.checkpointDir = checkpointDir
         options.noCheckpoints = noCheckpoints
+        options.maxCheckpointFailures = maxCheckpointFailures
         options.resume = resume
         options.allowConfigChange = allowConfigChange
         options.verbose = !quiet

@@ -34,6 +34,9 @@ struct LaunchCommand: ParsableCommand {
     @Option(help: "Control port (default: a free one).") var port: Int?
     @Option(help: "Resume from a checkpoint: auto (the newest that verifies) or a path.") var resume: String?
     @Option(help: "Checkpoint every N steps (0: only at phase ends and by time).") var checkpointEvery: Int?
+    @Option(help: "Checkpoint directory (default: <run dir>/checkpoints).") var checkpointDir: String?
+    @Option(help: "Stop the job after this many checkpoints in a row could not be written (default 2; 0: never).")
+    var maxCheckpointFailures: Int?
     @Flag(help: "Reuse a run directory that already holds a run.") var overwrite = false
     @Flag(help: "No live progress line.") var quiet = false
     @Option(help: "Ring between the workers: ipc (Unix sockets, payloads in shared memory) or tcp (loopback).")
@@ -61,6 +64,8 @@ struct LaunchCommand: ParsableCommand {
                          "--min-workers", "\(minWorkers ?? workers)"]
         coordArgs += resume.map { ["--resume", $0] } ?? ["--overwrite"]
         if let c = checkpointEvery { coordArgs += ["--checkpoint-every", "\(c)"] }
+        if let c = checkpointDir { coordArgs += ["--checkpoint-dir", c] }
+        if let m = maxCheckpointFailures { coordArgs += ["--max-checkpoint-failures", "\(m)"] }
         if let m = maxSteps { coordArgs += ["--max-steps", "\(m)"] }
         if let d = data { coordArgs += ["--data", d] }
         let perWorker = threads ?? max(1, cpuCount() / workers)
