@@ -5,7 +5,7 @@ import PackageDescription
 ///
 /// Module graph (each arrow: "is imported by"; dependencies point one way, nothing imports upward):
 ///   C shims: CZmq, COpenBLAS, CLZ4, CSharedMemory, CStreams (each wrapped by one Swift module)
-///   Basics                      leaf: Monitor, Deadline, MonotonicClock, Files, FNV1a64
+///   Basics                      leaf: Locked, Monitor, Doorbell, Deadline, MonotonicClock, Files, LineFile, FNV1a64
 ///   Basics -> Tensors           slabs, BLAS, SafeTensors, random numbers, the element-wise pool
 ///   Tensors -> Model            layers, losses, AdamW, the step engine
 ///   Tensors -> Features         feature datasets, the sampler, the synthetic world
