@@ -384,7 +384,8 @@ public final class CoordinatorServer {
 extension CoordinatorServer {
     /// The checkpoint to resume from: `auto` takes the newest that verifies in `directory` (falling
     /// back past corrupt ones, each named in a note with its reason; none valid means a fresh
-    /// start, with one note naming every file skipped), a path takes that file. A checkpoint of another dataset is refused; of another config too, unless allowed.
+    /// start, with one note naming every file skipped), a path takes that file. A checkpoint of
+    /// another dataset is refused; of another config too, unless allowed.
     static func chooseCheckpoint(_ resume: String, directory: String, config: JobConfig, manifestHash: String,
                                  allowConfigChange: Bool) throws -> (checkpoint: (Int, String)?, notes: [String], metricsLine: String?) {
         var notes: [String] = []

@@ -37,9 +37,9 @@ public final class FeatureDataset: @unchecked Sendable {
     ///
     /// With `verifyChecksums`, first reads every file the manifest lists and compares its size
     /// and CRC-32 with the manifest (a mismatch names the file, the CRC found and the one
-    /// expected), so a damaged shard is refused before training reads it. This reads every byte
-    /// once (about 1.6 GB/s from the page cache on one core, BENCHMARKS.md); without it only headers
-    /// and sizes are read.
+    /// expected), so a damaged shard is refused before training reads it. This reads every
+    /// byte once (about 1.6 GB/s from the page cache on one core, BENCHMARKS.md); without it
+    /// only headers and sizes are read.
     public static func open(_ directory: String, verifyChecksums: Bool = false) throws -> FeatureDataset {
         var problems: [FileError] = []
         let manifest = try Manifest.read(directory + "/manifest.json")

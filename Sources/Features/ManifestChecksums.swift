@@ -50,7 +50,8 @@ enum ManifestChecksums {
         }
         let crc = CRC32.hex(CRC32.checksum(f.bytes))
         if crc != entry.crc32 {
-            throw FileError(path, "crc32 does not match manifest.json: found \(crc), expected \(entry.crc32) (the file is damaged or was changed after the manifest was written)")
+            throw FileError(path, "crc32 does not match manifest.json: found \(crc), expected \(entry.crc32) "
+                            + "(the file is damaged or was changed after the manifest was written)")
         }
         return f.bytes.count
     }
