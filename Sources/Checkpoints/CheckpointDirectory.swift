@@ -114,11 +114,23 @@ public struct CheckpointDirectory: Sendable {
 
     /// The result of looking for the newest checkpoint that verifies.
     public struct Selection: Sendable {
+        /// A checkpoint passed over, and why.
+        public struct Skipped: Sendable, Equatable {
+            /// The file's path.
+            public let path: String
+            /// What is wrong with it, e.g. `corrupt: an LZ4 block checksum does not match (…)`.
+            public let reason: String
+        }
+
         /// The checkpoint chosen, nil when none verifies.
         public let header: CheckpointHeader?
-        /// One line per checkpoint skipped (corrupt, truncated, missing), naming it and the
-        /// problem, newest first.
-        public let warnings: [String]
+        /// Every checkpoint skipped (corrupt, truncated, missing), newest first.
+        public let skipped: [Skipped]
+        /// Problems that skipped no checkpoint: an unreadable directory or `latest`.
+        public let notices: [String]
+
+        /// One line per notice, then one per checkpoint skipped (`<path>: <reason>; skipped`).
+        public var warnings: [String] { notices + skipped.map { "\($0.path): \($0.reason); skipped" } }
     }
 
     /// The newest checkpoint that passes `CheckpointFile.verify`, falling back past corrupt,
@@ -135,10 +147,11 @@ public struct CheckpointDirectory: Sendable {
     }
 
     private func select(_ open: (String) throws -> CheckpointHeader) -> Selection {
-        var warnings: [String] = []
+        var notices: [String] = []
+        var skipped: [Selection.Skipped] = []
         var candidates: [Entry]
         do { candidates = try entries() } catch {
-            return Selection(header: nil, warnings: ["\(error)"])
+            return Selection(header: nil, skipped: [], notices: ["\(error)"])
         }
         do {
             if let l = try latestName(), !candidates.contains(where: { $0.name == l }), let e = CheckpointDirectory.entry(named: l) {
@@ -146,21 +159,24 @@ public struct CheckpointDirectory: Sendable {
                 candidates.sort()
             }
         } catch {
-            warnings.append("\(error); ignored")
+            notices.append("\(error); ignored")
         }
         for e in candidates.reversed() {
             let f = file(e.name)
             guard Files.exists(f) else {
-                warnings.append("\(f): missing (named by \(latestPath)); skipped")
+                skipped.append(.init(path: f, reason: "missing (named by \(latestPath))"))
                 continue
             }
             do {
-                return Selection(header: try open(f), warnings: warnings)
+                return Selection(header: try open(f), skipped: skipped, notices: notices)
+            } catch let error as FileError where error.path == f {
+                skipped.append(.init(path: f, reason: error.problem))
             } catch {
-                warnings.append("\(error); skipped")
+                // Every skipped file is named, whatever the error says.
+                skipped.append(.init(path: f, reason: "\(error)"))
             }
         }
-        return Selection(header: nil, warnings: warnings)
+        return Selection(header: nil, skipped: skipped, notices: notices)
     }
 
     /// Names in the directory (without `.` and `..`).

@@ -392,8 +392,9 @@ public final class CoordinatorServer {
 
 extension CoordinatorServer {
     /// The checkpoint to resume from: `auto` takes the newest that verifies in `directory` (falling
-    /// back past corrupt ones, each named in a note; none at all means a fresh start), a path takes
-    /// that file. A checkpoint of another dataset is refused; of another config too, unless allowed.
+    /// back past corrupt ones, each named in a note with its reason; none valid means a fresh
+    /// start, with one note naming every file skipped), a path takes that file. A checkpoint of
+    /// another dataset is refused; of another config too, unless allowed.
     static func chooseCheckpoint(_ resume: String, directory: String, config: JobConfig, manifestHash: String,
                                  allowConfigChange: Bool) throws -> (checkpoint: (Int, String)?, notes: [String], metricsLine: String?) {
         var notes: [String] = []
@@ -401,11 +402,15 @@ extension CoordinatorServer {
         if resume == "auto" {
             guard !directory.isEmpty else { throw TrainingError("--resume auto needs checkpoints (not --no-checkpoints)") }
             let selection = CheckpointDirectory(directory).newestValid()
-            notes += selection.warnings.map { "resume: \($0)" }
+            notes += selection.notices.map { "resume: \($0)" }
             guard let h = selection.header else {
-                notes.append("resume: no checkpoint in \(directory); starting from step 0")
+                // One line naming every file passed over and why, before the fresh start.
+                let skipped = selection.skipped.map { "\($0.path.split(separator: "/").last ?? ""): \($0.reason)" }
+                notes.append(skipped.isEmpty ? "resume: no checkpoint in \(directory); starting from step 0"
+                             : "resume: no valid checkpoint in \(directory) (skipped \(skipped.joined(separator: "; "))); starting from step 0")
                 return (nil, notes, nil)
             }
+            notes += selection.skipped.map { "resume: \($0.path): \($0.reason); skipped" }
             header = h
         } else {
             header = try CheckpointFile.verify(resume)

@@ -34,37 +34,7 @@ public enum DatasetVerifier {
         }
         report.contentHash = manifest.contentHash
         // Checksums first: a file that does not match the manifest is reported as such.
-        var listed: [(String, FileEntry)] = []
-        for s in manifest.shards {
-            for name in s.files.keys.sorted() { listed.append(("\(directory)/\(s.name)/\(name)", s.files[name]!)) }
-        }
-        if let p = manifest.prompts {
-            for name in p.files.keys.sorted() { listed.append(("\(directory)/\(p.directory)/\(name)", p.files[name]!)) }
-        }
-        for (path, entry) in listed {
-            guard Files.exists(path) else {
-                // A missing shard directory is reported once, by the loader below.
-                let dir = String(path[..<path.lastIndex(of: "/")!])
-                if Files.exists(dir) { report.problems.append(FileError(path, "missing: listed in manifest.json")) }
-                continue
-            }
-            do {
-                let f = try MappedFile(path: path)
-                report.bytes += f.bytes.count
-                if f.bytes.count != entry.bytes {
-                    report.problems.append(FileError(path, "file is \(f.bytes.count) bytes, manifest.json says \(entry.bytes)"))
-                    continue
-                }
-                let crc = CRC32.hex(CRC32.checksum(f.bytes))
-                if crc != entry.crc32 {
-                    report.problems.append(FileError(path, "crc32 \(crc) does not match manifest.json (\(entry.crc32))"))
-                }
-            } catch let e as FileError {
-                report.problems.append(e)
-            } catch {
-                report.problems.append(FileError(path, "\(error)"))
-            }
-        }
+        report.bytes = ManifestChecksums.check(directory, manifest, stopAtFirst: false, &report.problems)
         var loadProblems: [FileError] = []
         let dataset = FeatureDataset.load(directory, manifest, &loadProblems)
         for p in loadProblems where !report.problems.contains(where: { $0.path == p.path }) { report.problems.append(p) }

@@ -2,8 +2,9 @@ import Basics
 import Tensors
 
 /// A feature dataset opened for training: the manifest, and every shard's arrays memory-mapped
-/// and checked (headers, dtypes, shapes against the manifest, file sizes). Checksums and NaN/Inf
-/// are left to `DatasetVerifier` (they read every byte).
+/// and checked (headers, dtypes, shapes against the manifest, file sizes); with
+/// `verifyChecksums`, every listed file's CRC-32 too (what trainers, workers and the coordinator
+/// do). NaN/Inf and the captions are left to `DatasetVerifier`.
 ///
 /// A *global sample index* counts rows over all shards in manifest order, `0..<count`. Reading
 /// rows (`read(rows:variants:…)`, in FeatureDataset+Read.swift) copies them into caller buffers
@@ -33,9 +34,19 @@ public final class FeatureDataset: @unchecked Sendable {
     let views: ContiguousArray<ShardView>
 
     /// Opens and checks `directory`; throws the first problem as a one-line `FileError`.
-    public static func open(_ directory: String) throws -> FeatureDataset {
+    ///
+    /// With `verifyChecksums`, first reads every file the manifest lists and compares its size
+    /// and CRC-32 with the manifest (a mismatch names the file, the CRC found and the one
+    /// expected), so a damaged shard is refused before training reads it. This reads every
+    /// byte once (about 1.6 GB/s from the page cache on one core, BENCHMARKS.md); without it
+    /// only headers and sizes are read.
+    public static func open(_ directory: String, verifyChecksums: Bool = false) throws -> FeatureDataset {
         var problems: [FileError] = []
         let manifest = try Manifest.read(directory + "/manifest.json")
+        if verifyChecksums {
+            ManifestChecksums.check(directory, manifest, stopAtFirst: true, &problems)
+            if let first = problems.first { throw first }
+        }
         let dataset = load(directory, manifest, &problems)
         if let first = problems.first { throw first }
         return dataset!

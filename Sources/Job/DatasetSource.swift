@@ -5,7 +5,7 @@ import Tensors
 
 /// Finds a job's dataset: the config's `data.path` (or an override), generating the synthetic
 /// concept world (a simulation) there first when the directory is missing and the config
-/// describes one.
+/// describes one. Every file's CRC-32 is checked against the manifest before training sees it.
 public enum DatasetSource {
     /// Opens (and when needed generates) the dataset. `note` receives a line about what was done.
     public static func open(config: JobConfig, path override: String? = nil, note: (String) -> Void = { _ in }) throws -> FeatureDataset {
@@ -21,6 +21,6 @@ public enum DatasetSource {
             note("generating the synthetic concept world (a simulation) in \(path): \(spec.pairs) train + \(spec.evalPairs) eval pairs, seed \(spec.seed)")
             _ = try SynthGenerator.generate(spec, to: path)
         }
-        return try FeatureDataset.open(path)
+        return try FeatureDataset.open(path, verifyChecksums: true)
     }
 }

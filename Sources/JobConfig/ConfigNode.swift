@@ -1,18 +1,44 @@
 import Yams
 
-/// A problem in a job config, naming the key path (e.g. `phases[1].lr.text`) and what is wrong.
+/// A problem in a job config, naming the file, the key path (e.g. `phases[1].lr.text`), the
+/// phase by name when the key is inside one, and what is wrong:
+/// `demo.yaml: phases[1].eps (phase 'contrast'): must be greater than 0, got 0`.
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    /// The file (or other source) the config was read from.
     public let source: String
+    /// The key path; empty for a problem with the whole text.
     public let key: String
+    /// What is wrong, and what is allowed.
     public let problem: String
+    /// The name of the phase the key belongs to, when it is inside a named phase.
+    public var phase: String?
 
-    public init(source: String, key: String, problem: String) {
+    /// A problem with `key` of the config read from `source`.
+    public init(source: String, key: String, problem: String, phase: String? = nil) {
         self.source = source
         self.key = key
         self.problem = problem
+        self.phase = phase
     }
 
-    public var description: String { key.isEmpty ? "\(source): \(problem)" : "\(source): \(key): \(problem)" }
+    /// One line: source, key (with the phase's name), problem.
+    public var description: String {
+        if key.isEmpty { return "\(source): \(problem)" }
+        return "\(source): \(key)\(phase.map { " (phase '\($0)')" } ?? ""): \(problem)"
+    }
+}
+
+/// The values a number may take: a test, and the words errors use for it ("greater than 0").
+struct Allowed {
+    let text: String
+    let contains: (Double) -> Bool
+
+    static let nonNegative = Allowed(text: "0 or more") { $0 >= 0 }
+    static let positive = Allowed(text: "greater than 0") { $0 > 0 }
+    /// [0, 1]: a rate that may be 0 or 1 (the EMA's alpha).
+    static let unit = Allowed(text: "in [0, 1]") { $0 >= 0 && $0 <= 1 }
+    /// [0, 1): a decay that must stay below 1 (Adam's betas).
+    static let belowOne = Allowed(text: "in [0, 1)") { $0 >= 0 && $0 < 1 }
 }
 
 /// A YAML node with its key path, for strict reading: every read names the key on failure, and
@@ -64,12 +90,12 @@ struct ConfigNode {
         return try n.asInt(min: lo)
     }
 
-    mutating func double(_ key: String, default d: Double? = nil) throws -> Double {
+    mutating func double(_ key: String, default d: Double? = nil, _ allowed: Allowed? = nil) throws -> Double {
         guard let n = try optional(key) else {
             if let d { return d }
             throw fail("missing (required)", key: key)
         }
-        return try n.asDouble()
+        return try n.asDouble(allowed)
     }
 
     mutating func string(_ key: String, default d: String? = nil) throws -> String {
@@ -78,6 +104,12 @@ struct ConfigNode {
             throw fail("missing (required)", key: key)
         }
         return try n.asString()
+    }
+
+    /// The plain scalar at `key` without marking it read, or nil (for naming a phase in errors).
+    func peek(_ key: String) -> String? {
+        guard case .mapping(let m) = node, let n = m[key], case .scalar(let s) = n else { return nil }
+        return s.string
     }
 
     mutating func bool(_ key: String, default d: Bool) throws -> Bool {
@@ -129,10 +161,14 @@ struct ConfigNode {
         return v
     }
 
-    func asDouble() throws -> Double {
-        guard case .scalar(let s) = node, let v = Double(s.string.replacingOccurrences(of: "_", with: "")), v.isFinite else {
-            throw fail("expected a number, got \(text)")
-        }
+    /// A finite number (NaN and infinities are refused), within `allowed` when given. YAML's `.nan` and `.inf` are numbers too, so they get the same error as `nan` and `1e999`.
+    func asDouble(_ allowed: Allowed? = nil) throws -> Double {
+        guard case .scalar(let s) = node else { throw fail("expected a number, got \(text)") }
+        let digits = s.string.replacingOccurrences(of: "_", with: "")
+        let yamlNonFinite = [".nan", ".inf", "+.inf", "-.inf"].contains(digits.lowercased())
+        guard let v = yamlNonFinite ? Double.nan : Double(digits) else { throw fail("expected a number, got \(text)") }
+        if !v.isFinite { throw fail("expected a finite number, got \(text)") }
+        if let allowed, !allowed.contains(v) { throw fail("must be \(allowed.text), got \(s.string)") }
         return v
     }
 

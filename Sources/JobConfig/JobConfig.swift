@@ -127,9 +127,15 @@ public struct JobConfig: Sendable, Equatable {
         if phaseNodes.isEmpty { throw top.fail("must list at least one phase", key: "phases") }
         var phases: [PhaseConfig] = []
         for var p in phaseNodes {
-            let phase = try readPhase(&p, variants: variants)
-            if phases.contains(where: { $0.name == phase.name }) { throw p.fail("phase name '\(phase.name)' is used twice", key: "name") }
-            phases.append(phase)
+            do {
+                let phase = try readPhase(&p, variants: variants)
+                if phases.contains(where: { $0.name == phase.name }) { throw p.fail("phase name '\(phase.name)' is used twice", key: "name") }
+                phases.append(phase)
+            } catch var e as ConfigError {
+                // Every error inside a phase names it, not only its position in the list.
+                e.phase = p.peek("name")
+                throw e
+            }
         }
         try top.finish()
         var config = JobConfig(name: name, seed: UInt64(seedValue), model: model, data: data, phases: phases, text: text, hash: "")
@@ -154,6 +160,7 @@ public struct JobConfig: Sendable, Equatable {
         }
         let batch = try p.int("batch", min: 1)
         let group = try p.int("group", default: batch, min: 1)
+        if group > batch { throw p.fail("must be in 1...batch (1...\(batch)), got \(group)", key: "group") }
 
         let defaultTrain: [String] = kind == .inherit ? ["text"] : ["text", "image", "scale"]
         var train: GroupSet = []
@@ -170,12 +177,12 @@ public struct JobConfig: Sendable, Equatable {
             if node.isMapping {
                 var n = node
                 for g in ParameterGroup.allCases {
-                    if let v = try n.optional(g.name) { lr[g] = try v.asDouble() }
+                    if let v = try n.optional(g.name) { lr[g] = try v.asDouble(.nonNegative) }
                 }
                 try n.finish()
                 for g in train.groups where lr[g] == nil { throw node.fail("no learning rate for trained group '\(g.name)'") }
             } else {
-                let v = try node.asDouble()
+                let v = try node.asDouble(.nonNegative)
                 for g in ParameterGroup.allCases { lr[g] = v }
             }
         } else {
@@ -183,18 +190,17 @@ public struct JobConfig: Sendable, Equatable {
         }
         var opt = AdamWSettings(lr: lr)
         if let b = try p.optional("betas") {
-            let items = try b.items().map { try $0.asDouble() }
-            guard items.count == 2, items.allSatisfy({ $0 >= 0 && $0 < 1 }) else { throw b.fail("expected two numbers in [0, 1)") }
+            let nodes = try b.items()
+            guard nodes.count == 2 else { throw b.fail("expected two numbers [beta1, beta2], each in [0, 1), got \(nodes.count)") }
+            let items = try nodes.map { try $0.asDouble(.belowOne) }
             opt.beta1 = items[0]
             opt.beta2 = items[1]
         }
-        opt.eps = try p.double("eps", default: 1e-6)
-        opt.weightDecay = try p.double("weight_decay", default: 0.05)
-        opt.clipNorm = try p.optional("clip_grad_norm").map { try $0.asDouble() }
-        if let c = opt.clipNorm, c <= 0 { throw p.fail("must be positive", key: "clip_grad_norm") }
+        opt.eps = try p.double("eps", default: 1e-6, .positive)
+        opt.weightDecay = try p.double("weight_decay", default: 0.05, .nonNegative)
+        opt.clipNorm = try p.optional("clip_grad_norm").map { try $0.asDouble(.positive) }
         let warmup = try p.int("warmup", default: 0, min: 0)
-        let emaAlpha = try p.double("ema_alpha", default: 0.999)
-        if !(0...1).contains(emaAlpha) { throw p.fail("must be in [0, 1], got \(emaAlpha)", key: "ema_alpha") }
+        let emaAlpha = try p.double("ema_alpha", default: 0.999, .unit)
         let reset = try p.bool("reset_optimizer", default: true)
 
         func indices(_ names: [String], _ key: String, _ node: ConfigNode) throws -> [Int] {
@@ -217,12 +223,12 @@ public struct JobConfig: Sendable, Equatable {
                 loss.wIns = 0
                 loss.wStr = 0
                 if var ins = try l.optional("ins") {
-                    loss.wIns = Float(try ins.double("weight", default: 1))
+                    loss.wIns = Float(try ins.double("weight", default: 1, .nonNegative))
                     loss.insVariants = try indices(try ins.strings("variants"), "variants", ins)
                     try ins.finish()
                 }
                 if var st = try l.optional("str") {
-                    loss.wStr = Float(try st.double("weight", default: 1))
+                    loss.wStr = Float(try st.double("weight", default: 1, .nonNegative))
                     loss.strVariants = try indices(try st.strings("variants"), "variants", st)
                     try st.finish()
                 }
@@ -231,8 +237,7 @@ public struct JobConfig: Sendable, Equatable {
             if loss.textVariants.isEmpty { throw p.fail("an inherit phase needs the ins or str loss on some variant", key: "losses") }
             if train != .text { throw p.fail("an inherit phase trains only the text adaptor (train: [text])", key: "train") }
         case .contrast:
-            loss.lambda = Float(try p.double("lambda", default: 4e-4))
-            if loss.lambda < 0 { throw p.fail("must be 0 or more", key: "lambda") }
+            loss.lambda = Float(try p.double("lambda", default: 4e-4, .nonNegative))
             let names = try p.strings("variants", default: variants)
             if names.isEmpty { throw p.fail("must name at least one caption variant", key: "variants") }
             loss.contrastVariants = try indices(names, "variants", p)

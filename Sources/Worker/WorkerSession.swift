@@ -80,7 +80,7 @@ final class WorkerSession {
     private func openData(_ w: Welcome) throws {
         let config = try JobConfig.parse(w.config, source: "the coordinator's config")
         let dataPath = options.data ?? config.data.path
-        let dataset = try FeatureDataset.open(dataPath)
+        let dataset = try FeatureDataset.open(dataPath, verifyChecksums: true)
         _ = try DataCheck.variantMap(config: config, dataset: dataset)
         let plan = try CurriculumPlan(config: config, trainCount: dataset.indices(of: .train).count)
         job = (config, dataset, ParameterStore(layout: ParameterLayout(config.model)))

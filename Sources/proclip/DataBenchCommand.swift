@@ -7,7 +7,8 @@ import Glibc
 #endif
 
 /// `proclip bench data DIR`: how fast the trainer's per-step reads and the verifier's checksum
-/// run, each beside a plain `memcpy` of the same bytes measured in the same run.
+/// run, each beside a plain `memcpy` of the same bytes measured in the same run; and how long
+/// opening the dataset for training takes (every listed file's CRC-32).
 struct DataBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
@@ -19,10 +20,17 @@ struct DataBenchCommand: ParsableCommand {
 
     func run() throws {
         let ds: FeatureDataset
-        do { ds = try FeatureDataset.open(directory) } catch let e as FileError {
+        var t0 = timespec(), t1 = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t0)
+        do { ds = try FeatureDataset.open(directory, verifyChecksums: true) } catch let e as FileError {
             printError(e.description)
             throw ExitCode.failure
         }
+        clock_gettime(CLOCK_MONOTONIC, &t1)
+        let open = Double(t1.tv_sec - t0.tv_sec) + Double(t1.tv_nsec - t0.tv_nsec) * 1e-9
+        var files = 0
+        for s in ds.manifest.shards { files += s.files.values.reduce(0) { $0 + $1.bytes } }
+        files += ds.manifest.prompts?.files.values.reduce(0) { $0 + $1.bytes } ?? 0
         let v = ds.variantCount, b = min(batch, ds.indices(of: .train).count)
         var sampler = try GlobalBatchSampler(population: ds.indices(of: .train), batchSize: b, seed: 1)
         let variants = Array(0..<v)
@@ -56,6 +64,8 @@ struct DataBenchCommand: ParsableCommand {
         print("contrast read (1 variant/row):  \(fmt(contrast / Double(steps) * 1e3)) ms/step, \(gbps(floatsOne, contrast)) GB/s of float32 out")
         print("reference memcpy of the inherit bytes: \(gbps(floatsAll, copy)) GB/s")
         print("CRC-32 (verify, manifest checksums):   \(gbps(floatsAll, crc)) GB/s")
+        print("open for training (every file's CRC-32): \(fmt(open)) s for \(fmt(Double(files) / 1e6)) MB, "
+              + "\(fmt(Double(files) / open / 1e6)) MB/s (first open: page cache may be cold)")
     }
 
     private func time(_ n: Int, _ body: () -> Void) -> Double {

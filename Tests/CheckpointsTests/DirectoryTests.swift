@@ -98,6 +98,33 @@ final class DirectoryTests: XCTestCase {
         XCTAssertEqual(none.warnings.count, 3)
     }
 
+    /// The only checkpoint corrupt: nothing is chosen, and the selection names the file and why.
+    func testOnlyACorruptCheckpointIsNamedWithItsReason() throws {
+        var options = CheckpointOptions(producer: "t")
+        options.keepLast = 1
+        let writer = try CheckpointWriter(directory: dir.path, layout: ParameterLayout(tinyShape), options: options)
+        writer.save(trainedStore(), meta: sampleMeta(step: 10))
+        _ = writer.finish()
+        let only = dir.sub("ckpt-000000000010.lz4")
+        try flipByte(only, at: try Files.read(only).count / 2)
+        let s = CheckpointDirectory(dir.path).newestValid()
+        XCTAssertNil(s.header)
+        XCTAssertEqual(s.notices, [])
+        XCTAssertEqual(s.skipped.map(\.path), [only])
+        let reason = s.skipped.first?.reason ?? ""
+        XCTAssertTrue(reason.hasPrefix("corrupt: "), reason)
+        XCTAssertEqual(s.warnings, ["\(only): \(reason); skipped"])
+        // Not a checkpoint at all (no LZ4 frame), and a `latest` naming a file that is gone.
+        try Files.writeAtomically(only, Array("not a checkpoint".utf8))
+        try Files.writeAtomically(dir.sub("latest"), Array("ckpt-000000000020.lz4\n".utf8))
+        let none = CheckpointDirectory(dir.path).newestValid()
+        XCTAssertNil(none.header)
+        XCTAssertEqual(none.warnings, [
+            "\(dir.sub("ckpt-000000000020.lz4")): missing (named by \(dir.sub("latest"))); skipped",
+            "\(only): not an LZ4 frame: starts with bytes 6e 6f 74 20, expected 04 22 4d 18; skipped",
+        ])
+    }
+
     func testGarbledLatestIsIgnoredWithAWarning() throws {
         _ = try saveThree()
         try Files.writeAtomically(dir.sub("latest"), Array("../../etc/passwd\n".utf8))

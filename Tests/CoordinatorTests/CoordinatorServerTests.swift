@@ -1,6 +1,6 @@
 import Basics
 import Control
-import Coordinator
+@testable import Coordinator
 import Features
 import Foundation
 import JobConfig
@@ -42,6 +42,25 @@ final class CoordinatorServerTests: XCTestCase {
         o.noCheckpoints = true
         o.verbose = false
         return o
+    }
+
+    /// `--resume auto` with no checkpoint that verifies: a fresh start, and one note naming every
+    /// file skipped and why; with no checkpoint at all, the plain note.
+    func testResumeAutoNamesEverySkippedCheckpoint() throws {
+        let config = try options().config
+        let checkpoints = dir + "/checkpoints"
+        try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true)
+        let empty = try CoordinatorServer.chooseCheckpoint("auto", directory: checkpoints, config: config, manifestHash: "m", allowConfigChange: false)
+        XCTAssertNil(empty.checkpoint)
+        XCTAssertEqual(empty.notes, ["resume: no checkpoint in \(checkpoints); starting from step 0"])
+        try Files.writeAtomically(checkpoints + "/ckpt-000000000010.lz4", Array("garbage".utf8))
+        try Files.writeAtomically(checkpoints + "/ckpt-000000000020.lz4", [])
+        let chosen = try CoordinatorServer.chooseCheckpoint("auto", directory: checkpoints, config: config, manifestHash: "m", allowConfigChange: false)
+        XCTAssertNil(chosen.checkpoint)
+        XCTAssertEqual(chosen.notes, [
+            "resume: no valid checkpoint in \(checkpoints) (skipped ckpt-000000000020.lz4: not an LZ4 frame: file is 0 bytes; "
+                + "ckpt-000000000010.lz4: not an LZ4 frame: starts with bytes 67 61 72 62, expected 04 22 4d 18); starting from step 0",
+        ])
     }
 
     /// Runs `serve()` on a thread of its own; the returned box gets its exit status.

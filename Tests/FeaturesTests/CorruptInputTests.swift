@@ -148,12 +148,47 @@ final class CorruptInputTests: XCTestCase {
         var bytes = try Files.read(path)
         bytes[bytes.count - 3] ^= 0x40
         try Files.writeAtomically(path, bytes)
-        XCTAssertNoThrow(try FeatureDataset.open(data))
-        expectProblem(file: path, containing: "does not match manifest.json", openFails: false)
+        XCTAssertNoThrow(try FeatureDataset.open(data))  // without checksums: headers and sizes only
+        let found = CRC32.hex(bytes.withUnsafeBytes { CRC32.checksum($0) })
+        expectProblem(file: path, containing: "crc32 does not match manifest.json: found \(found), expected", openFails: false)
         try Files.writeAtomically(data + "/manifest.json", Array("{\"format\": \"proclip-features\", \"version\": 1".utf8))
         expectProblem(file: data + "/manifest.json", containing: "not a valid manifest: invalid JSON")
         try Files.writeAtomically(data + "/manifest.json", Array("{\"format\": \"proclip-features\", \"version\": 1}".utf8))
         expectProblem(file: data + "/manifest.json", containing: "not a valid manifest: missing key 'description'")
+    }
+
+    /// Opening for training checks every listed file's CRC-32: one flipped byte anywhere (an
+    /// `.npy` header, array data, concepts, captions) is refused with the file, the CRC found and
+    /// the CRC expected; a file of another size is refused by its size. The intact dataset opens.
+    func testOpeningForTrainingRefusesAFlippedByteNamingTheFile() throws {
+        XCTAssertNoThrow(try FeatureDataset.open(data, verifyChecksums: true))
+        let listed = ManifestChecksums.listed(data, try Manifest.read(data + "/manifest.json"))
+        XCTAssertEqual(listed.count, 3 * 5, "every shard's image, clip_text, llm, concepts and captions")
+        for (path, entry) in listed {
+            let intact = try Files.read(path)
+            for at in [10, intact.count / 2, intact.count - 1] {
+                var bytes = intact
+                bytes[at] ^= 0x01
+                try Files.writeAtomically(path, bytes)
+                let found = CRC32.hex(bytes.withUnsafeBytes { CRC32.checksum($0) })
+                XCTAssertNotEqual(found, entry.crc32)
+                XCTAssertThrowsError(try FeatureDataset.open(data, verifyChecksums: true), "\(path) byte \(at)") {
+                    XCTAssertEqual("\($0)", "\(path): crc32 does not match manifest.json: found \(found), expected \(entry.crc32) "
+                                   + "(the file is damaged or was changed after the manifest was written)")
+                }
+            }
+            try Files.writeAtomically(path, intact + [0])
+            XCTAssertThrowsError(try FeatureDataset.open(data, verifyChecksums: true)) {
+                XCTAssertEqual("\($0)", "\(path): file is \(intact.count + 1) bytes, manifest.json says \(entry.bytes)")
+            }
+            try Files.writeAtomically(path, intact)
+        }
+        XCTAssertNoThrow(try FeatureDataset.open(data, verifyChecksums: true))
+        // A missing shard is still named once, as the directory.
+        Tree.remove(data + "/shard-1")
+        XCTAssertThrowsError(try FeatureDataset.open(data, verifyChecksums: true)) {
+            XCTAssertEqual("\($0)", "\(data)/shard-1: missing: shard 'shard-1' is listed in manifest.json")
+        }
     }
 
     func testWritersLeaveNothingPartial() throws {

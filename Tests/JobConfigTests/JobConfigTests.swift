@@ -94,6 +94,86 @@ final class JobConfigTests: XCTestCase {
                     key: "phases[0].train", contains: "only the text adaptor")
         expectError("name: [", key: "", contains: "YAML")
     }
+
+    /// `good` with `old` replaced by `new` in the contrast phase (the second), so the error names it.
+    func contrast(_ old: String, _ new: String) -> String {
+        let at = good.range(of: "  - name: contrast")!
+        let tail = String(good[at.lowerBound...])
+        XCTAssertTrue(tail.contains(old), old)
+        return String(good[..<at.lowerBound]) + tail.replacingOccurrences(of: old, with: new)
+    }
+
+    /// A bad value's error names the file, the key, the phase, and what is allowed.
+    func expectRefused(_ old: String, _ new: String, key: String, allowed: String, file: StaticString = #filePath, line: UInt = #line) {
+        expectError(contrast(old, new), key: key, contains: "test.yaml: \(key) (phase 'contrast'): \(allowed)", file: file, line: line)
+    }
+
+    func testNegativeLearningRateIsRefusedForEveryGroup() {
+        for g in ["text", "image", "scale"] {
+            let bad = contrast("lr: {text: 1.0e-4, image: 2.0e-4, scale: 1.0e-3}",
+                               "lr: {text: 1.0e-4, image: 2.0e-4, scale: 1.0e-3}".replacingOccurrences(of: "\(g): ", with: "\(g): -"))
+            expectError(bad, key: "phases[1].lr.\(g)", contains: "(phase 'contrast'): must be 0 or more, got -")
+        }
+        expectRefused("lr: {text: 1.0e-4, image: 2.0e-4, scale: 1.0e-3}", "lr: -1.0e-4", key: "phases[1].lr", allowed: "must be 0 or more, got -1.0e-4")
+        XCTAssertNoThrow(try parse(contrast("lr: {text: 1.0e-4, image: 2.0e-4, scale: 1.0e-3}", "lr: 0")), "lr 0 freezes a group")
+    }
+
+    func testNegativeWeightDecayIsRefused() {
+        expectRefused("lambda: 4.0e-4", "lambda: 4.0e-4\n    weight_decay: -0.01", key: "phases[1].weight_decay",
+                      allowed: "must be 0 or more, got -0.01")
+        XCTAssertNoThrow(try parse(contrast("lambda: 4.0e-4", "lambda: 4.0e-4\n    weight_decay: 0")))
+    }
+
+    func testEpsMustBePositive() {
+        expectRefused("lambda: 4.0e-4", "lambda: 4.0e-4\n    eps: 0", key: "phases[1].eps", allowed: "must be greater than 0, got 0")
+        expectRefused("lambda: 4.0e-4", "lambda: 4.0e-4\n    eps: -1.0e-8", key: "phases[1].eps", allowed: "must be greater than 0, got -1.0e-8")
+    }
+
+    func testEachBetaMustBeInZeroToOne() {
+        expectRefused("lambda: 4.0e-4", "lambda: 4.0e-4\n    betas: [1.0, 0.98]", key: "phases[1].betas[0]", allowed: "must be in [0, 1), got 1.0")
+        expectRefused("lambda: 4.0e-4", "lambda: 4.0e-4\n    betas: [0.9, -0.1]", key: "phases[1].betas[1]", allowed: "must be in [0, 1), got -0.1")
+        expectRefused("lambda: 4.0e-4", "lambda: 4.0e-4\n    betas: [0.9]", key: "phases[1].betas", allowed: "expected two numbers [beta1, beta2]")
+        let ok = try? parse(contrast("lambda: 4.0e-4", "lambda: 4.0e-4\n    betas: [0, 0.5]"))
+        XCTAssertEqual(ok?.phases[1].optimizer.beta1, 0)
+        XCTAssertEqual(ok?.phases[1].optimizer.beta2, 0.5)
+    }
+
+    func testEmaAlphaMustBeInZeroToOne() {
+        expectRefused("ema_alpha: 0.99", "ema_alpha: 1.5", key: "phases[1].ema_alpha", allowed: "must be in [0, 1], got 1.5")
+        expectRefused("ema_alpha: 0.99", "ema_alpha: -0.5", key: "phases[1].ema_alpha", allowed: "must be in [0, 1], got -0.5")
+        XCTAssertEqual(try? parse(contrast("ema_alpha: 0.99", "ema_alpha: 1")).phases[1].emaAlpha, 1)
+    }
+
+    func testClipGradNormMustBePositiveWhenGiven() {
+        expectRefused("lambda: 4.0e-4", "lambda: 4.0e-4\n    clip_grad_norm: 0", key: "phases[1].clip_grad_norm", allowed: "must be greater than 0, got 0")
+        XCTAssertEqual(try? parse(contrast("lambda: 4.0e-4", "lambda: 4.0e-4\n    clip_grad_norm: 1.0")).phases[1].optimizer.clipNorm, 1)
+        XCTAssertNil(try? parse(good).phases[1].optimizer.clipNorm ?? nil)
+    }
+
+    func testNegativeWarmupIsRefused() {
+        expectRefused("lambda: 4.0e-4", "lambda: 4.0e-4\n    warmup: -1", key: "phases[1].warmup", allowed: "must be at least 0, got -1")
+    }
+
+    func testBatchAndGroupSize() {
+        expectRefused("batch: 128", "batch: 0", key: "phases[1].batch", allowed: "must be at least 1, got 0")
+        expectRefused("batch: 128", "batch: 128\n    group: 0", key: "phases[1].group", allowed: "must be at least 1, got 0")
+        expectRefused("batch: 128", "batch: 128\n    group: 129", key: "phases[1].group", allowed: "must be in 1...batch (1...128), got 129")
+        XCTAssertEqual(try? parse(contrast("batch: 128", "batch: 128\n    group: 128")).phases[1].loss.group, 128)
+    }
+
+    func testNonFiniteNumbersAreRefused() {
+        for text in ["nan", ".nan", ".NaN", "inf", ".inf", "-.inf", "1e999"] {
+            expectRefused("lambda: 4.0e-4", "lambda: \(text)", key: "phases[1].lambda", allowed: "expected a finite number, got \"\(text)\"")
+        }
+        expectRefused("lr: {text: 1.0e-4, image: 2.0e-4, scale: 1.0e-3}", "lr: {text: .nan, image: 2.0e-4, scale: 1.0e-3}",
+                      key: "phases[1].lr.text", allowed: "expected a finite number")
+    }
+
+    func testNegativeLossWeightsAndLambdaAreRefused() {
+        expectRefused("lambda: 4.0e-4", "lambda: -4.0e-4", key: "phases[1].lambda", allowed: "must be 0 or more, got -4.0e-4")
+        expectError(good.replacingOccurrences(of: "str: {weight: 0.5", with: "str: {weight: -0.5"),
+                    key: "phases[0].losses.str.weight", contains: "test.yaml: phases[0].losses.str.weight (phase 'inherit'): must be 0 or more")
+    }
 }
 
 /// Every shipped config parses.

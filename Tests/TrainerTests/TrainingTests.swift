@@ -127,4 +127,25 @@ final class TrainingTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("'short_fr'"), "\($0)")
         }
     }
+
+    /// The trainer's open (and the coordinator's, which shares it) checks the manifest's CRC-32s:
+    /// a generated world opens; with one byte of a shard flipped it is refused, naming the file.
+    func testDatasetSourceRefusesADamagedShard() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("proclip-damaged-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let job = try JobConfig.parse("""
+            name: damaged
+            model: {d_llm: 64, d_embed: 32}
+            data: {path: \(dir), variants: [short_en], synthetic: {seed: 5, pairs: 256, eval_pairs: 64}}
+            phases: [{name: inherit, steps: 1, batch: 8, lr: 1.0e-3}]
+            """, source: "damaged")
+        XCTAssertEqual(try DatasetSource.open(config: job).count, 320)
+        let path = dir + "/train-00000/clip_text.npy"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count / 2] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try DatasetSource.open(config: job)) {
+            XCTAssertTrue("\($0)".hasPrefix(path + ": crc32 does not match manifest.json: found "), "\($0)")
+        }
+    }
 }
