@@ -68,13 +68,14 @@ public final class RunDirectory {
     /// Keeps the config text beside the results.
     public func saveConfig(_ text: String) throws { try Files.writeAtomically(path + "/config.yaml", Array(text.utf8)) }
 
-    /// Appends one metrics line. Lines reach the file, whole, at least every half second
-    /// (`flushMetrics` is called on the way out), so a crash loses at most the last half second
-    /// of lines; a failed write (a full disk) throws, naming the file, and leaves only whole lines.
+    /// Appends one metrics line. Lines reach the file, whole, once 4 KiB of them are waiting and
+    /// at least every half second (`flushMetrics` is called on the way out), so a crash loses at
+    /// most a few lines (the checkpoints carry them for a resumed run); a failed write (a full
+    /// disk) throws, naming the file, and leaves only whole lines.
     public func appendMetrics(_ json: String) throws {
         metrics.append(json)
         let now = MonotonicClock.now()
-        if now - lastFlush >= 0.5 {
+        if metrics.pendingBytes >= 4096 || now - lastFlush >= 0.5 {
             lastFlush = now
             try metrics.flush()
         }
