@@ -58,6 +58,8 @@ public struct CoordinatorCore: Sendable {
         public var computeSeconds = 0.0
         public var commSeconds = 0.0
         public var allreduceGBs = 0.0
+        /// Whether its dataset passed the manifest check (it was ready once).
+        public var dataChecked = false
     }
 
     /// What the shell must do.
@@ -177,6 +179,7 @@ public struct CoordinatorCore: Sendable {
             return [.refuseMember(r.workerID, Refusal(reason: reason)), .event("refused worker \(r.workerID) \(m.hello.host):\(m.hello.pid): \(reason)")]
         }
         m.state = .standby
+        m.dataChecked = true
         members[r.workerID] = m
         var out: [Directive] = [.event("ready: worker \(r.workerID) \(m.hello.host):\(m.hello.pid)")]
         if state == .waiting {
@@ -188,8 +191,11 @@ public struct CoordinatorCore: Sendable {
     }
 
     /// A member's heartbeat.
+    /// A member declared dead that heartbeats again (it was paused, or cut off for a while) is
+    /// live once more and joins the next generation.
     public mutating func onHeartbeat(_ hb: Heartbeat, now: Double) -> [Directive] {
-        guard var m = members[hb.workerID], m.state != .dead, m.state != .left else { return [] }
+        guard var m = members[hb.workerID], m.state != .left else { return [] }
+        if m.state == .dead { return revive(m, now: now) }
         m.lastHeartbeat = now
         if hb.generation == generation && m.state == .assigned {
             m.step = hb.step
@@ -199,6 +205,24 @@ public struct CoordinatorCore: Sendable {
         }
         members[hb.workerID] = m
         return []
+    }
+
+    /// A dead member speaks again: live (standby, without a rank) if its dataset was checked, else
+    /// back to joining; a job waiting for workers may start its next generation with it.
+    private mutating func revive(_ member: Member, now: Double) -> [Directive] {
+        guard state == .waiting || state == .running else { return [] }
+        var m = member
+        m.lastHeartbeat = now
+        m.rank = nil
+        m.state = m.dataChecked ? .standby : .joining
+        members[m.id] = m
+        var out: [Directive] = [.event("back: worker \(m.id) \(m.hello.host):\(m.hello.pid) (heartbeats resumed); it joins the next generation")]
+        if state == .waiting && m.state == .standby {
+            let live = liveMembers().count
+            if live >= settings.minWorkers && quorumAt == nil { quorumAt = now }
+            if live >= settings.workers { out += formGeneration(now: now) }
+        }
+        return out
     }
 
     /// Rank 0 finished a step.

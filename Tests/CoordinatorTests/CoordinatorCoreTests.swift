@@ -130,6 +130,71 @@ final class CoordinatorCoreTests: XCTestCase {
         XCTAssertEqual(c.step, 5)
     }
 
+    func heartbeat(_ id: UInt64, generation: UInt64, state: WorkerState = .running) -> Heartbeat {
+        Heartbeat(workerID: id, generation: generation, step: 6, state: state, computeSeconds: 0, commSeconds: 0, allreduceGBs: 0)
+    }
+
+    /// A worker paused past the heartbeat timeout (SIGSTOP) is declared dead; the job waits for
+    /// two workers; when its heartbeats resume it is live again and the next generation forms
+    /// with it, from the checkpoint.
+    func testAPausedWorkerThatComesBackRejoinsAtTheNextGeneration() {
+        var c = core(min: 2, workers: 2)
+        join(&c, "a", hello("a", 1), now: 0)
+        join(&c, "b", hello("b", 2), now: 0)
+        _ = c.onStepReport(report(c, 5), now: 1)
+        _ = c.onCheckpoint(step: 5, path: "/ckpt/step5.lz4")
+        let ids = c.members.keys.sorted()
+        for t in stride(from: 1.0, through: 12, by: 1) { _ = c.onHeartbeat(heartbeat(ids[1], generation: 1), now: t) }
+        _ = c.onTick(now: 12)
+        XCTAssertEqual(c.members[ids[0]]?.state, .dead)
+        XCTAssertEqual(c.state, .waiting)
+        let ds = c.onHeartbeat(heartbeat(ids[0], generation: 1), now: 30)
+        XCTAssertTrue(ds.contains { if case .event(let e) = $0 { return e.hasPrefix("back: worker \(ids[0])") } else { return false } }, "\(ds)")
+        XCTAssertEqual(c.state, .running)
+        XCTAssertEqual(c.generation, 2)
+        let a = assignments(ds)
+        XCTAssertEqual(Set(a.keys), Set(ids))
+        XCTAssertTrue(a.values.allSatisfy { $0.startStep == 5 && $0.resume == "/ckpt/step5.lz4" && $0.world == 2 })
+    }
+
+    /// With fewer workers allowed, the job goes on without the paused one; when it comes back it
+    /// waits (standby) for the next generation.
+    func testAWorkerThatComesBackWhileTheJobRunsWaitsForTheNextGeneration() {
+        var c = core(min: 1, workers: 2)
+        join(&c, "a", hello("a", 1), now: 0)
+        join(&c, "b", hello("b", 2), now: 0)
+        let ids = c.members.keys.sorted()
+        for t in stride(from: 1.0, through: 12, by: 1) { _ = c.onHeartbeat(heartbeat(ids[1], generation: 1), now: t) }
+        _ = c.onTick(now: 12)
+        XCTAssertEqual(c.generation, 2)
+        let ds = c.onHeartbeat(heartbeat(ids[0], generation: 1), now: 20)
+        XCTAssertEqual(assignments(ds), [:])
+        XCTAssertEqual(c.members[ids[0]]?.state, .standby)
+        XCTAssertNil(c.members[ids[0]]?.rank)
+        XCTAssertEqual(c.generation, 2)
+    }
+
+    /// A worker that died before its dataset was checked comes back joining, not live; nobody
+    /// comes back to a job that ended.
+    func testRevivalNeedsACheckedDatasetAndARunningJob() {
+        var c = core(min: 2, workers: 3)
+        var welcome: Welcome?
+        for d in c.onRegister(connection: "a", hello: hello("a", 1), now: 0) { if case .welcome(_, let w) = d { welcome = w } }
+        let id = try! XCTUnwrap(welcome).workerID
+        _ = c.onTick(now: 20)
+        XCTAssertEqual(c.members[id]?.state, .dead)
+        _ = c.onHeartbeat(heartbeat(id, generation: 0, state: .joining), now: 21)
+        XCTAssertEqual(c.members[id]?.state, .joining)
+        XCTAssertEqual(c.liveCount, 0)
+
+        var d = core(min: 1, workers: 1)
+        join(&d, "a", hello("a", 1), now: 0)
+        let only = d.members.keys.first!
+        _ = d.onStopRequested(now: 1)
+        _ = d.onTick(now: 30)
+        XCTAssertEqual(d.onHeartbeat(heartbeat(only, generation: 1), now: 31), [])
+    }
+
     func testTooFewSurvivorsWaitThenAReplacementRestartsTheJob() {
         var c = core(min: 2, workers: 2)
         join(&c, "a", hello("a", 1), now: 0)

@@ -59,7 +59,7 @@ extension LoggedProcess {
 }
 
 /// The processes whose parent is `pid`, from /proc.
-func childProcessIDs(of pid: pid_t) -> [pid_t] {
+public func childProcessIDs(of pid: pid_t) -> [pid_t] {
     guard let proc = opendir("/proc") else { return [] }
     defer { closedir(proc) }
     var children: [pid_t] = []
@@ -97,6 +97,12 @@ private func envArguments(_ executable: String, _ arguments: [String], _ directo
     precondition(!executable.contains("="), "env would take \(executable) for a variable")
     let variables = environment.keys.sorted().map { "\($0)=\(environment[$0]!)" }
     return (directory.map { ["-C", $0] } ?? []) + variables + [executable] + arguments
+}
+
+/// The command line of process `pid` (its arguments joined by spaces), from /proc; nil once it
+/// has gone.
+public func commandLine(of pid: pid_t) -> String? {
+    readSmallFile("/proc/\(pid)/cmdline").map { $0.split(separator: "\0").joined(separator: " ") }
 }
 
 /// A file of unknown size (a /proc file reports 0 bytes), up to 64 KiB.
