@@ -1,6 +1,6 @@
 """Independent float64 NumPy reference for the ProCLIP model, losses and optimizer step.
 
-Written from the formulas of DESIGN §2, not from the Swift code: forward and hand-derived
+Written from the formulas of docs/design.md §2, not from the Swift code: forward and hand-derived
 backward of the text adaptor (ProCLIP's TextProj), the image head, the instance, structure and
 contrastive losses, one AdamW step, the logit-scale clamp and the EMA update.
 

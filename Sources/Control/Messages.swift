@@ -1,4 +1,4 @@
-/// The control plane's messages (DESIGN §5): workers talk to the coordinator (DEALER → ROUTER),
+/// The control plane's messages (docs/design.md §5): workers talk to the coordinator (DEALER → ROUTER),
 /// `proclip status` asks it questions. Each travels as one Wire frame whose header names the
 /// type, generation and step, with a JSON payload; every field is checked on arrival and a
 /// malformed message is dropped and counted, never fatal.

@@ -15,7 +15,7 @@ public struct EpochPosition: Sendable, Codable, Equatable, Hashable {
     }
 }
 
-/// The global-batch sampler (DESIGN §4). Epoch e visits the population (e.g. the train split's
+/// The global-batch sampler (docs/design.md §4). Epoch e visits the population (e.g. the train split's
 /// global sample indices) in a permutation seeded by (seed, e); global step k of the epoch takes
 /// positions `[k·B, (k+1)·B)` of it; worker r of W takes positions
 /// `[floor(r·B/W), floor((r+1)·B/W))` of the batch — contiguous, disjoint, covering the batch

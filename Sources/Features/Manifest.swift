@@ -72,7 +72,7 @@ public struct PromptsEntry: Sendable, Codable, Equatable {
     }
 }
 
-/// `manifest.json` of a feature dataset (DESIGN §4). Example:
+/// `manifest.json` of a feature dataset (docs/design.md §4). Example:
 ///
 ///     {"format": "proclip-features", "version": 1, "description": "...", "dtype": "float16",
 ///      "d_embed": 32, "d_llm": 64, "variants": ["short_en", "long_en", ...], "checksum": "crc32",

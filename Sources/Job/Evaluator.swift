@@ -3,7 +3,7 @@ import JobConfig
 import Model
 import Tensors
 
-/// Retrieval, zero-shot and drift figures on the eval split (DESIGN §4), for the CLIP-text
+/// Retrieval, zero-shot and drift figures on the eval split (docs/design.md §4), for the CLIP-text
 /// baseline and for a trained model. Features are computed in chunks with the model's own
 /// forward passes; similarities with one GEMM per variant.
 ///

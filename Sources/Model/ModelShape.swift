@@ -1,5 +1,5 @@
 /// The sizes of the trainable model: the text adaptor on the LLM embedding and the image head on
-/// the CLIP image embedding (DESIGN §2).
+/// the CLIP image embedding (docs/design.md §2).
 public struct ModelShape: Sendable, Equatable, Codable {
     /// Width of the frozen LLM embedding, `D_llm`.
     public var dLLM: Int

@@ -1,4 +1,4 @@
-/// Which rows of the global batch, and which structure groups, a worker owns (DESIGN §3).
+/// Which rows of the global batch, and which structure groups, a worker owns (docs/design.md §3).
 ///
 /// Rows: rank r of W holds positions `[⌊r·B/W⌋, ⌊(r+1)·B/W⌋)` — contiguous, sizes differing by at
 /// most one, possibly empty when B < W. Groups: of the `⌈B/G⌉` structure groups, rank r evaluates

@@ -1,4 +1,4 @@
-/// The two curriculum stages (DESIGN §1).
+/// The two curriculum stages (docs/design.md §1).
 public enum PhaseKind: String, Sendable, Codable, CaseIterable {
     /// Representation inheritance: the text adaptor is distilled from CLIP's text embedding.
     case inherit
@@ -6,7 +6,7 @@ public enum PhaseKind: String, Sendable, Codable, CaseIterable {
     case contrast
 }
 
-/// What a phase's loss is made of (DESIGN §2). Variant indices refer to the job's caption
+/// What a phase's loss is made of (docs/design.md §2). Variant indices refer to the job's caption
 /// variants, in the order the job config lists them.
 public struct LossSettings: Sendable, Equatable {
     public var kind: PhaseKind

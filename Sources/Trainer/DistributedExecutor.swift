@@ -42,7 +42,7 @@ public enum GradientOverlap: String, Sendable, CaseIterable {
     }
 }
 
-/// One worker's step of the global batch (DESIGN §3): forward its rows, all-gather features,
+/// One worker's step of the global batch (docs/design.md §3): forward its rows, all-gather features,
 /// (contrast) all-gather the log-sum-exps, owned losses and own-row gradients, backward, all-reduce
 /// the gradients of the phase's computed span and the loss terms. Every rank ends with the same
 /// summed gradients and loss terms, so every rank takes the same optimizer step.

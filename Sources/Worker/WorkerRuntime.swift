@@ -34,7 +34,7 @@ public struct WorkerOptions: Sendable {
 }
 
 /// A worker process: registers with the coordinator, opens its data, then for each generation it
-/// is assigned joins the ring and runs the leased steps of the curriculum (DESIGN §3), reporting
+/// is assigned joins the ring and runs the leased steps of the curriculum (docs/design.md §3), reporting
 /// asynchronously.
 ///
 /// Two threads: the control thread (`ControlClient`) talks to the coordinator; the calling

@@ -19,7 +19,7 @@ final class FixtureTests: XCTestCase {
     func load(_ name: String) throws -> Fixture {
         let path = "\(fixturesDirectory)/\(name).safetensors"
         guard FileManager.default.fileExists(atPath: path) else {
-            throw FileError(path, "golden fixture is missing: the reference check cannot run (../shared must sit beside the checkout)")
+            throw FileError(path, "golden fixture is missing: the reference check cannot run")
         }
         let file = try SafeTensors(path: path)
         let json = try XCTUnwrap(file.metadata["settings"])

@@ -43,8 +43,8 @@ let repositoryRoot: String = {
     return url.path
 }()
 
-/// The golden fixtures beside the repository (`../shared/fixtures`).
-let fixturesDirectory: String = repositoryRoot + "/../shared/fixtures"
+/// The golden fixtures (Tests/ModelTests/Fixtures; its README says what each file holds).
+let fixturesDirectory: String = repositoryRoot + "/Tests/ModelTests/Fixtures"
 
 /// Random float32 values, uniform in [-scale, scale].
 func randomFloats(_ n: Int, _ rng: inout SplitMix64, scale: Double = 1) -> [Float] {

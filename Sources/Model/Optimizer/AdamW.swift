@@ -4,7 +4,7 @@ import Tensors
 import Glibc
 #endif
 
-/// AdamW hyperparameters of a phase (DESIGN §2; defaults are the paper's).
+/// AdamW hyperparameters of a phase (docs/design.md §2; defaults are the paper's).
 public struct AdamWSettings: Sendable, Equatable {
     /// Base learning rate per group (text, image, scale), before the schedule.
     public var lr: [ParameterGroup: Double]
