@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Basics", "Tensors", "CAllocCounter", "Spawn", "TestSupport"], swiftSettings: v5),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Basics", "Tensors", "CAllocCounter"], exclude: ["Fixtures"], swiftSettings: v5),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Basics", "Model", "Tensors", "Spawn", "TestSupport"], swiftSettings: v5),
-        .testTarget(name: "ControlTests", dependencies: ["Control", "Wire"], swiftSettings: v5),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Wire", "Tensors"], swiftSettings: v5),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Control", "Wire", "Basics", "Features", "JobConfig", "Model", "Tensors"],
                     swiftSettings: v5),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Control", "Basics"], swiftSettings: v5),

@@ -349,7 +349,7 @@ public struct WorkerCore: Sendable {
     public struct TaskInputs: Equatable, Sendable {
         let stage: Stage
         let welcomed: Bool
-        let ended: [String?]
+        let refusal: String?, lost: String?, fatal: String?, stopReason: String?
         let assignment: UInt64?
         let leaseEnd: Int
         let goGeneration: UInt64
@@ -360,7 +360,8 @@ public struct WorkerCore: Sendable {
 
     /// What `nextTask` would decide from, now.
     public var taskInputs: TaskInputs {
-        TaskInputs(stage: stage, welcomed: welcome != nil, ended: [refusal, lost, fatal, stopReason], assignment: assignment?.generation,
+        TaskInputs(stage: stage, welcomed: welcome != nil, refusal: refusal, lost: lost, fatal: fatal, stopReason: stopReason,
+                   assignment: assignment?.generation,
                    leaseEnd: leaseEnd, goGeneration: goGeneration, doneGeneration: doneGeneration,
                    checkpointRequest: checkpointRequest, savesInFlight: savesInFlight)
     }

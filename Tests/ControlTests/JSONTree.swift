@@ -1,3 +1,5 @@
+import Tensors
+
 /// A JSON document as a tree, for mutating valid encodings field by field: parses what
 /// `JSONEncoder` writes (no extensions) and renders it back with one node replaced by raw text.
 indirect enum JSONTree {
@@ -91,22 +93,7 @@ indirect enum JSONTree {
                 v.write(into: &out, path: sub, raw: raw)
             }
             out += "]"
-        case .string(let s):
-            out += "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                default:
-                    if u.value < 0x20 {
-                        let hex = String(u.value, radix: 16)
-                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                    } else {
-                        out.unicodeScalars.append(u)
-                    }
-                }
-            }
-            out += "\""
+        case .string(let s): out += jsonString(s)
         case .number(let text): out += text
         case .bool(let b): out += b ? "true" : "false"
         case .null: out += "null"

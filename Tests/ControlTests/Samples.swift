@@ -1,18 +1,13 @@
 import Control
+import Tensors
 import Foundation
 
-/// SplitMix64: a small, fast, seedable generator (the fuzz runs are reproducible from the seed).
-struct Rng: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func int(_ r: ClosedRange<Int>) -> Int { Int.random(in: r, using: &self) }
+/// The project's SplitMix64 drives the fuzz runs (reproducible from the seed).
+typealias Rng = SplitMix64
+
+extension SplitMix64: RandomNumberGenerator {}
+
+extension SplitMix64 {    mutating func int(_ r: ClosedRange<Int>) -> Int { Int.random(in: r, using: &self) }
     mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
     mutating func double(_ r: ClosedRange<Double>) -> Double { Double.random(in: r, using: &self) }
     mutating func pick<T>(_ items: [T]) -> T { items[int(0...items.count - 1)] }
