@@ -49,6 +49,10 @@ extension Assignment: ControlPayload {
         try f.range("leaseEnd", leaseEnd, startStep...totalSteps)
         if let resume { try f.path("resume", resume) }
         try f.nested("checkpoint", checkpoint)
+        if let linkKey {
+            try f.require(linkKey.utf8.count == 64 && linkKey.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) },
+                          "linkKey", "is not 64 lower-case hex digits")
+        }
         return self
     }
 }

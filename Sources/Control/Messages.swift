@@ -71,8 +71,12 @@ public struct Assignment: Codable, Sendable, Equatable {
     /// Rank 0 writes a checkpoint every `checkpoint.every` steps and at every phase end, into
     /// `checkpoint.directory` (shared storage), keeping the last `checkpoint.keep`.
     public var checkpoint: CheckpointPolicy
+    /// The generation's direct-link key: 64 hex digits (32 random bytes), fresh for every
+    /// generation, from which the ranks' direct links derive their handshake and frame keys
+    /// (sent only over the encrypted control plane; nil when the job runs `--insecure`).
+    public var linkKey: String?
 
-    public init(generation: UInt64, rank: Int, world: Int, endpoints: [String], startStep: Int, resume: String?, leaseEnd: Int, totalSteps: Int, checkpoint: CheckpointPolicy) {
+    public init(generation: UInt64, rank: Int, world: Int, endpoints: [String], startStep: Int, resume: String?, leaseEnd: Int, totalSteps: Int, checkpoint: CheckpointPolicy, linkKey: String? = nil) {
         self.generation = generation
         self.rank = rank
         self.world = world
@@ -82,6 +86,7 @@ public struct Assignment: Codable, Sendable, Equatable {
         self.leaseEnd = leaseEnd
         self.totalSteps = totalSteps
         self.checkpoint = checkpoint
+        self.linkKey = linkKey
     }
 }
 
