@@ -168,7 +168,7 @@ public final class CheckpointWriter: @unchecked Sendable {
         monitor.withLock { writing = true }
         let facts = FileFacts(model: snapshot.plan.layout.shape, byteShuffle: options.byteShuffle,
                               created: CheckpointFormat.now(), producer: options.producer)
-        thread = JoinableThread { [self] in
+        thread = JoinableThread("checkpoint writer") { [self] in
             var copy = snapshotSeconds
             if let store {
                 let t0 = MonotonicClock.now()

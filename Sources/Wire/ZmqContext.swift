@@ -58,6 +58,8 @@ public enum SocketType: Sendable {
     case dealer
     /// Exclusive pair, for `inproc://` hand-offs between threads.
     case pair
+    /// Synchronous reply side (the ZAP authentication handler).
+    case rep
 
     var raw: Int32 {
         switch self {
@@ -66,6 +68,7 @@ public enum SocketType: Sendable {
         case .router: return ZMQ_ROUTER
         case .dealer: return ZMQ_DEALER
         case .pair: return ZMQ_PAIR
+        case .rep: return ZMQ_REP
         }
     }
 }

@@ -34,6 +34,14 @@ public final class ZmqMessage {
         UnsafeMutableRawBufferPointer(start: zmq_msg_data(pointer), count: zmq_msg_size(pointer))
     }
 
+    /// The user id the ZAP handler gave the connection this received frame came over (nil on
+    /// connections that were not authenticated).
+    public var userID: String? {
+        guard let p = zmq_msg_gets(pointer, "User-Id") else { return nil }
+        let s = String(cString: p)
+        return s.isEmpty ? nil : s
+    }
+
     /// Whether more frames of the same message follow this received one.
     @inline(__always) public var hasMore: Bool { zmq_msg_more(pointer) == 1 }
 
