@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Job", "Features", "JobConfig", "Model", "Tensors"], swiftSettings: v5),
         .testTarget(name: "JobConfigTests", dependencies: ["JobConfig", "Model"], swiftSettings: v5),
         .testTarget(name: "ProclipTests", dependencies: ["proclip", "Spawn", "Control", "Ring", "Basics", "TestSupport"], exclude: ["Configs"], swiftSettings: v5),
-        .testTarget(name: "WireTests", dependencies: ["Wire", "Basics", "CZmq"], swiftSettings: v5),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "Basics", "CZmq", "TestSupport"], swiftSettings: v5),
         // The multi-process tests run the `proclip` executable that `swift test` builds beside them.
         .testTarget(name: "RingTests", dependencies: ["Ring", "Basics", "Wire", "Spawn", "CAllocCounter", "CStreams", "TestSupport"], swiftSettings: v5),
     ]

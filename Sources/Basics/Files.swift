@@ -44,10 +44,12 @@ public enum Files {
     }
 
     /// Writes `bytes` so that `path` holds either its old content or all of the new content, never
-    /// a part: write to `path.tmp-PID`, fsync, rename over `path`, fsync the directory.
-    public static func writeAtomically(_ path: String, _ bytes: UnsafeRawBufferPointer) throws {
+    /// a part: write to `path.tmp-PID` (created with `mode`), fsync, rename over `path`, fsync
+    /// the directory.
+    public static func writeAtomically(_ path: String, _ bytes: UnsafeRawBufferPointer, mode: mode_t = 0o644) throws {
         let tmp = "\(path).tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        unlink(tmp)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         if fd < 0 { throw FileError(tmp, "cannot create: \(errnoText())") }
         var ok = false
         defer {
@@ -72,8 +74,8 @@ public enum Files {
     }
 
     /// Writes an array of bytes atomically (see the buffer overload).
-    public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { try writeAtomically(path, $0) }
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
+        try bytes.withUnsafeBytes { try writeAtomically(path, $0, mode: mode) }
     }
 
     /// fsyncs the directory holding `path`, so a rename in it survives a crash.

@@ -8,12 +8,16 @@ public struct ControlMessage: Sendable {
     public let payload: [UInt8]
     /// The sender's routing identity (ROUTER sockets only).
     public let peer: [UInt8]?
+    /// The user id the ZAP handler gave the sender's connection: `JobKeys.workerUser` or
+    /// `JobKeys.statusUser` under CURVE, nil on an insecure socket.
+    public let role: String?
 
     /// A received message (the socket makes these; tests and fuzzers too).
-    public init(header: FrameHeader, payload: [UInt8], peer: [UInt8]?) {
+    public init(header: FrameHeader, payload: [UInt8], peer: [UInt8]?, role: String? = nil) {
         self.header = header
         self.payload = payload
         self.peer = peer
+        self.role = role
     }
 
     /// Decodes the JSON payload and checks every field (`validated()`); throws a `ControlError`
@@ -143,8 +147,9 @@ public final class ControlSocket {
             return nil
         case .frame(let h):
             let bytes = Array(payloadMessage.bytes)
+            let role = payloadMessage.userID
             payloadMessage.clear()
-            return ControlMessage(header: h, payload: bytes, peer: peer)
+            return ControlMessage(header: h, payload: bytes, peer: peer, role: role)
         }
     }
 

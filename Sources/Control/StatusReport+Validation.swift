@@ -23,6 +23,7 @@ extension StatusReport: ControlPayload {
         try f.count("events", events.count, max: ControlLimits.maxEvents)
         for (i, e) in events.enumerated() { try f.nested("events[\(i)]", e) }
         try f.require(droppedMessages >= 0, "droppedMessages", "\(droppedMessages) is negative")
+        try f.require(security == "curve" || security == "insecure", "security", "is neither curve nor insecure")
         return self
     }
 }

@@ -82,11 +82,13 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var workers: [Worker]
     public var events: [Event]
     public var droppedMessages: Int
+    /// How the control plane is secured: "curve" (the job's keys) or "insecure".
+    public var security: String
 
     public init(job: String, state: JobState, configHash: String, phase: Phase, step: Int, totalSteps: Int, elapsedSeconds: Double,
                 etaSeconds: Double?, samplesPerSecond: Double?, loss: [String: Double], lossSmoothed: [String: Double],
                 lr: [String: Double], logitScale: Double?, worldSize: Int, generation: UInt64, lastCheckpoint: String?,
-                lastCheckpointStep: Int?, workers: [Worker], events: [Event], droppedMessages: Int) {
+                lastCheckpointStep: Int?, workers: [Worker], events: [Event], droppedMessages: Int, security: String = "curve") {
         self.job = job
         self.state = state
         self.configHash = configHash
@@ -107,5 +109,6 @@ public struct StatusReport: Codable, Sendable, Equatable {
         self.workers = workers
         self.events = events
         self.droppedMessages = droppedMessages
+        self.security = security
     }
 }

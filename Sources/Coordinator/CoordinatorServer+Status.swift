@@ -32,7 +32,7 @@ extension CoordinatorServer {
             loss: last?.loss ?? [:], lossSmoothed: smoothed, lr: last?.lr ?? [:], logitScale: last.map { exp($0.logitScale) },
             worldSize: core.ring.count, generation: core.generation, lastCheckpoint: core.checkpoint?.path,
             lastCheckpointStep: core.checkpoint?.step, workers: workers, events: Array(events.suffix(20)),
-            droppedMessages: channel.dropped)
+            droppedMessages: channel.dropped, security: options.security.name)
     }
 }
 

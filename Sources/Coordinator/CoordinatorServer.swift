@@ -40,6 +40,9 @@ public struct CoordinatorOptions: Sendable {
     public var resume: String?
     /// Resume even when the checkpoint's config hash differs from the config's.
     public var allowConfigChange = false
+    /// The control socket's security: CURVE with the job's coordinator keys (workers and status
+    /// clients admitted by their public keys), or `--insecure`.
+    public var security = ControlSecurity.insecure
 
     public init(config: JobConfig, listen: String, minWorkers: Int, workers: Int, runDir: String) {
         self.config = config
@@ -78,6 +81,8 @@ public final class CoordinatorServer {
     let run: RunDirectory
     let evaluator: Evaluator
     let context: ZmqContext
+    /// Admits the job's worker and status keys (nil when insecure); stopped before the context ends.
+    let authenticator: ZapHandler?
     let channel: ControlSocket
     let started = MonotonicClock.now()
     /// The socket identity of each connection (registration) and each welcomed worker.
@@ -142,7 +147,9 @@ public final class CoordinatorServer {
         self.resumeStep = resumeStep
         _ = resumeMetrics
         context = try ZmqContext(ioThreads: 1)
+        authenticator = try options.security.coordinatorAuthenticator(context: context)
         let socket = try context.socket(.router)
+        try options.security.configureServer(socket)
         try socket.set(.linger(milliseconds: 1000))
         try socket.set(.routerMandatory(true))
         try socket.set(.maxMessageSize(ControlLimits.paramsChunk + 4096))
@@ -150,6 +157,7 @@ public final class CoordinatorServer {
             try socket.bind(options.listen)
         } catch {
             socket.close()
+            authenticator?.stop()
             context.terminate()
             throw TrainingError("cannot listen on \(options.listen): \(error) — is another coordinator running there? (choose another --listen port)")
         }
@@ -194,6 +202,7 @@ public final class CoordinatorServer {
     public func serve() -> Int32 {
         defer {
             channel.socket.close()
+            authenticator?.stop()
             context.terminate()
         }
         let baseline = evaluator.baseline()
@@ -210,6 +219,8 @@ public final class CoordinatorServer {
         }
         record("coordinator for '\(options.config.name)' on \(endpoint): \(core.totalSteps) steps, \(options.workers) worker(s) (at least \(options.minWorkers)), config \(options.config.hash), data \(dataset.manifest.contentHash)")
         record(EvalTable.line(baseline))
+        record(options.security.keys == nil ? ControlSecurity.insecureWarning
+               : "security: CURVE; admitting the job's worker key and status key (ZAP), nothing else")
         var stopHandled = false
         var exitCode: Int32?
         while exitCode == nil {
@@ -262,6 +273,14 @@ public final class CoordinatorServer {
     /// One message from a worker or a status client. Returns an exit status when the job ended.
     func handle(_ m: ControlMessage) throws -> Int32? {
         guard let peer = m.peer else { return nil }
+        if options.security.keys != nil {
+            // ZAP admitted only the job's keys; a status key may ask for status, nothing else.
+            let allowed = m.header.type == .statusRequest ? [JobKeys.workerUser, JobKeys.statusUser] : [JobKeys.workerUser]
+            guard let role = m.role, allowed.contains(role) else {
+                channel.noteMalformed(ControlError("\(m.header.type)", "sender", "a \(m.role ?? "unauthenticated") connection may not send it"))
+                return nil
+            }
+        }
         let t = now()
         var ds: [CoordinatorCore.Directive] = []
         switch m.header.type {

@@ -106,6 +106,12 @@ public struct CurveKeyPair: Sendable, Equatable {
     /// Secret key, 40 Z85 characters.
     public let secretKey: String
 
+    /// A key pair as given (Z85 text; checked where it is used).
+    public init(publicKey: String, secretKey: String) {
+        self.publicKey = publicKey
+        self.secretKey = secretKey
+    }
+
     /// Whether this libzmq was built with CURVE.
     public static var isAvailable: Bool { zmq_has("curve") == 1 }
 

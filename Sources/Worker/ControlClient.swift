@@ -11,6 +11,7 @@ final class ControlClient: Sendable {
     let endpoint: String
     let hello: WorkerHello
     let mailbox: Mailbox
+    let security: ControlSecurity
     private let context: ZmqContext
     /// `finishing`: asked to send what is queued and end; `finished`: the thread has ended.
     private let lifecycle = Locked((finishing: false, finished: false))
@@ -18,8 +19,9 @@ final class ControlClient: Sendable {
     /// How long one wait for a message lasts; step reports leave at least this often.
     private let pollMilliseconds = 20
 
-    init(endpoint: String, hello: WorkerHello, mailbox: Mailbox) throws {
+    init(endpoint: String, hello: WorkerHello, mailbox: Mailbox, security: ControlSecurity) throws {
         self.endpoint = endpoint
+        self.security = security
         self.hello = hello
         self.mailbox = mailbox
         context = try ZmqContext(ioThreads: 1)
@@ -56,6 +58,7 @@ final class ControlClient: Sendable {
         try socket.set(.linger(milliseconds: 2000))
         try socket.set(.heartbeat(interval: 1000, timeout: 5000, ttl: 5000))
         try socket.set(.reconnectInterval(100, max: 2000))
+        try security.configureClient(socket)
         try socket.connect(endpoint)
         let channel = ControlSocket(socket: socket, accepting: ControlLimits.workerAccepts)
         mailbox.handle { [hello] in $0.onStart(hello, now: MonotonicClock.now()) }

@@ -278,7 +278,8 @@ public struct WorkerCore: Sendable {
         if lost == nil, stopReason == nil, now - lastHeard > settings.silenceLimit {
             let limit = Int(settings.silenceLimit)
             lost = welcome == nil
-                ? "no answer from the coordinator at \(settings.coordinator) within \(limit) s — is it running, and reachable from here?"
+                ? "no answer from the coordinator at \(settings.coordinator) within \(limit) s — is it running, reachable from here, "
+                    + "and does this worker hold the job's worker key (--keys; a coordinator refuses other keys, and an --insecure one these)?"
                 : "no word from the coordinator at \(settings.coordinator) for \(limit) s"
         }
         return out

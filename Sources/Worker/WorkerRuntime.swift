@@ -29,6 +29,8 @@ public struct WorkerOptions: Sendable {
     public var verbose = true
     /// All-reduce gradient buckets while backward still runs (off: one all-reduce after it).
     public var overlap = GradientOverlap.auto
+    /// The control connection's security: the job's worker keys, or `--insecure`.
+    public var security = ControlSecurity.insecure
 
     public init(coordinator: String) { self.coordinator = coordinator }
 }
@@ -68,10 +70,11 @@ public final class WorkerRuntime: Sendable {
     /// returns the process exit status (0 done or stopped, 2 refused, 1 an error).
     public func run() -> Int32 {
         BLAS.useThreads(options.threads)
+        if options.security.keys == nil { log(ControlSecurity.insecureWarning) }
         let session: WorkerSession, control: ControlClient
         do {
             session = try WorkerSession(options: options, mailbox: mailbox, log: log)
-            control = try ControlClient(endpoint: options.coordinator, hello: session.hello, mailbox: mailbox)
+            control = try ControlClient(endpoint: options.coordinator, hello: session.hello, mailbox: mailbox, security: options.security)
         } catch {
             log("error: \(error)")
             return 1

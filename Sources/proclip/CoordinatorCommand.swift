@@ -1,4 +1,6 @@
 import ArgumentParser
+import Basics
+import Control
 import Coordinator
 import JobConfig
 import Tensors
@@ -37,6 +39,7 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Resume even when the checkpoint was trained with another config.") var allowConfigChange = false
     @Flag(help: "Reuse a run directory that already holds a run.") var overwrite = false
     @Flag(help: "Only errors on stderr.") var quiet = false
+    @OptionGroup(title: "Security (default: the keys in RUN_DIR/keys, created there when missing)") var security: SecurityOptions
 
     func validate() throws {
         if workers < 1 { throw ValidationError("--workers must be at least 1") }
@@ -67,6 +70,13 @@ struct CoordinatorCommand: ParsableCommand {
         options.resume = resume
         options.allowConfigChange = allowConfigChange
         options.verbose = !quiet
+        options.security = try security.resolve(.coordinator) {
+            let dir = options.runDir + "/keys"
+            if Files.exists("\(dir)/\(JobKeys.Role.coordinator.fileName)") { return .curve(try JobKeys.load(dir, role: .coordinator)) }
+            let created = try JobKeys.create(in: dir)
+            if !quiet { printError("proclip coordinator: keys written to \(dir)/: give worker.key to the workers (--keys), status.key to those who watch") }
+            return .curve(created[0])
+        }
         let server = try CoordinatorServer(options: options)
         let stop = server.stopRequest
         target.set { _ in stop.raise() }

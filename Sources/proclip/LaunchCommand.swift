@@ -43,6 +43,7 @@ struct LaunchCommand: ParsableCommand {
     var transport: LocalTransport = .ipc
     @Option(help: "Workers all-reduce gradient buckets during backward: auto, on, off (see `proclip worker --help`).")
     var overlap: GradientOverlap = .auto
+    @OptionGroup(title: "Security (default: keys in RUN_DIR/keys, created there when missing)") var security: SecurityOptions
 
     func validate() throws {
         if workers < 1 { throw ValidationError("--workers must be at least 1") }
@@ -59,10 +60,17 @@ struct LaunchCommand: ParsableCommand {
             throw ValidationError("\(dir) already holds a run (metrics.jsonl); choose another --run-dir, pass --overwrite, or --resume auto")
         }
         let exe = selfExecutable()
+        // The job's keys: given, or the run directory's own (made once, reused on resume).
+        let keyPath: String? = security.insecure ? nil : security.keyPath ?? dir + "/keys"
+        if let keyPath, security.keyPath == nil, !Files.exists(keyPath + "/" + JobKeys.Role.coordinator.fileName) {
+            try JobKeys.create(in: keyPath)
+        }
+        let keyArgs = keyPath.map { ["--keys", $0] } ?? ["--insecure"]
         let endpoint = "tcp://127.0.0.1:\(try port ?? freePort())"
         var coordArgs = ["coordinator", "--config", config, "--listen", endpoint, "--workers", "\(workers)", "--run-dir", dir,
                          "--min-workers", "\(minWorkers ?? workers)"]
         coordArgs += resume.map { ["--resume", $0] } ?? ["--overwrite"]
+        coordArgs += keyArgs
         if let c = checkpointEvery { coordArgs += ["--checkpoint-every", "\(c)"] }
         if let c = checkpointDir { coordArgs += ["--checkpoint-dir", c] }
         if let m = maxCheckpointFailures { coordArgs += ["--max-checkpoint-failures", "\(m)"] }
@@ -70,7 +78,7 @@ struct LaunchCommand: ParsableCommand {
         if let d = data { coordArgs += ["--data", d] }
         let perWorker = threads ?? max(1, cpuCount() / workers)
         var workerArgs = ["worker", "--coordinator", endpoint, "--threads", "\(perWorker)"]
-        workerArgs += ["--overlap", overlap.rawValue]
+        workerArgs += ["--overlap", overlap.rawValue] + keyArgs
         if let d = data { workerArgs += ["--data", d] }
 
         let coordinator = try LoggedProcess(executable: exe, arguments: coordArgs, log: dir + "/coordinator.log")
@@ -87,7 +95,7 @@ struct LaunchCommand: ParsableCommand {
             children.append(p)
         }
         printError("proclip launch: coordinator on \(endpoint) and \(workers) worker(s) × \(perWorker) thread(s), ring over \(transport.rawValue); logs in \(dir)/")
-        let status = try StatusClient(endpoint: endpoint)
+        let status = try StatusClient(endpoint: endpoint, security: try keyPath.map { .curve(try JobKeys.load($0, role: .status)) } ?? .insecure)
         var progress = ProgressLine()
         progress.enabled = !quiet
         var stopping = false

@@ -11,6 +11,7 @@ struct ProclipCommand: ParsableCommand {
             CoordinatorCommand.self,
             WorkerCommand.self,
             StatusCommand.self,
+            KeysCommand.self,
             TrainCommand.self,
             EvalCommand.self,
             ReportCommand.self,

@@ -18,9 +18,10 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Print the status as JSON.") var json = false
     @Option(help: "Refresh every SECONDS until the job ends (Ctrl-C to leave).") var watch: Double?
     @Option(help: "Seconds to wait for an answer.") var timeout: Double = 2
+    @OptionGroup(title: "Security (status.key or worker.key; without keys only an --insecure job answers)") var security: SecurityOptions
 
     func run() throws {
-        let client = try StatusClient(endpoint: coordinator)
+        let client = try StatusClient(endpoint: coordinator, security: try security.resolve(.status) { .insecure })
         let tty = isatty(1) != 0
         repeat {
             let report: StatusReport
@@ -64,7 +65,8 @@ enum StatusText {
                      + " · logit scale \(r.logitScale.map { compact($0) } ?? "-")")
         lines.append("world \(r.worldSize) · generation \(r.generation) · last checkpoint: "
                      + (r.lastCheckpoint.map { "\($0) (step \(r.lastCheckpointStep ?? 0))" } ?? "none")
-                     + (r.droppedMessages > 0 ? " · \(r.droppedMessages) malformed message(s) dropped" : ""))
+                     + (r.droppedMessages > 0 ? " · \(r.droppedMessages) malformed message(s) dropped" : "")
+                     + (r.security == "curve" ? " · security: curve" : " · security: INSECURE (--insecure)"))
         lines.append("")
         lines.append(row(["rank", "worker", "host", "pid", "state", "step", "heartbeat", "compute", "comm", "all-reduce"]))
         for w in r.workers {

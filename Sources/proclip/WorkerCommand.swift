@@ -28,6 +28,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "All-reduce gradient buckets during backward: auto (when the gradients fill two 4 MiB buckets), on, off (one all-reduce after backward).")
     var overlap: GradientOverlap = .auto
     @Flag(help: "Only errors on stderr.") var quiet = false
+    @OptionGroup(title: "Security") var security: SecurityOptions
 
     func validate() throws {
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -53,6 +54,7 @@ struct WorkerCommand: ParsableCommand {
         options.fenceTimeout = fenceTimeout
         options.verbose = !quiet
         options.overlap = overlap
+        options.security = try security.resolve(.worker)
         let worker = WorkerRuntime(options: options)
         target.set { sig in worker.requestStop("signal \(sig)") }
         throw ExitCode(worker.run())

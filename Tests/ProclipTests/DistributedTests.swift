@@ -56,7 +56,7 @@ final class DistributedTests: XCTestCase {
         ], log: dir + ".launch.log")
         defer { launch.killTree() }
         let launchLog = { (try? String(contentsOfFile: dir + ".launch.log", encoding: .utf8)) ?? "" }
-        let client = try StatusClient(endpoint: "tcp://127.0.0.1:\(port)")
+        let client = try StatusClient(endpoint: "tcp://127.0.0.1:\(port)", security: try statusSecurity(runDir: dir))
         var running: StatusReport?
         waitUntil(deadline: .after(seconds: 120), interval: 0.02) {
             if let r = try? client.query(timeout: 0.5), r.state == .running, r.workers.count == 3, (r.lastCheckpointStep ?? 0) >= 20 {
@@ -138,7 +138,7 @@ final class DistributedTests: XCTestCase {
         ], log: dir + "/coordinator.out")
         defer { coordinator.killTree() }
         func status() throws -> StatusReport? {
-            let s = try runProcess(proclipExecutable, ["status", "--coordinator", endpoint, "--json", "--timeout", "0.5"])
+            let s = try runProcess(proclipExecutable, ["status", "--coordinator", endpoint, "--json", "--timeout", "0.5", "--keys", dir + "/keys"])
             return s.status == .exited(0) ? try JSONDecoder().decode(StatusReport.self, from: Data(s.stdout.utf8)) : nil
         }
         var waiting: StatusReport?
@@ -151,14 +151,14 @@ final class DistributedTests: XCTestCase {
         let other = tempDir("other-config") + "/other.yaml"
         try String(contentsOfFile: phases, encoding: .utf8).replacingOccurrences(of: "lambda: 4.0e-3", with: "lambda: 5.0e-3")
             .write(toFile: other, atomically: true, encoding: .utf8)
-        let badConfig = try runProcess(proclipExecutable, ["worker", "--coordinator", endpoint, "--config", other], timeout: 60)
+        let badConfig = try runProcess(proclipExecutable, ["worker", "--coordinator", endpoint, "--config", other, "--keys", dir + "/keys"], timeout: 60)
         XCTAssertEqual(badConfig.status, .exited(2), badConfig.stderr)
         XCTAssertTrue(badConfig.stderr.contains("config") && badConfig.stderr.contains(configHash), badConfig.stderr)
 
         let world = tempDir("other-world")
         let synth = try runProcess(proclipExecutable, ["synth", "--out", world + "/w", "--pairs", "600", "--eval-pairs", "100", "--seed", "5"])
         XCTAssertEqual(synth.status, .exited(0), synth.stderr)
-        let badData = try runProcess(proclipExecutable, ["worker", "--coordinator", endpoint, "--data", world + "/w"], timeout: 60)
+        let badData = try runProcess(proclipExecutable, ["worker", "--coordinator", endpoint, "--data", world + "/w", "--keys", dir + "/keys"], timeout: 60)
         XCTAssertEqual(badData.status, .exited(2), badData.stderr)
         XCTAssertTrue(badData.stderr.contains("manifest"), badData.stderr)
 
@@ -175,7 +175,7 @@ final class DistributedTests: XCTestCase {
 
         coordinator.send(signal: SIGTERM)
         XCTAssertEqual(coordinator.wait(timeout: 20), .exited(143), "SIGTERM stops the coordinator")
-        let noCoordinator = try runProcess(proclipExecutable, ["status", "--coordinator", endpoint, "--timeout", "0.5"])
+        let noCoordinator = try runProcess(proclipExecutable, ["status", "--coordinator", endpoint, "--timeout", "0.5", "--keys", dir + "/keys"])
         XCTAssertEqual(noCoordinator.status, .exited(1))
         XCTAssertTrue(noCoordinator.stderr.contains(endpoint), noCoordinator.stderr)
     }

@@ -28,19 +28,21 @@ final class MultiHostTests: XCTestCase {
         func onHost(_ k: Int, _ args: [String], log: String) throws -> LoggedProcess {
             try startLoggedProcess("/usr/sbin/ip", ["netns", "exec", "\(prefix)-h\(k)", proclipExecutable] + args, log: dir + "/" + log)
         }
-        let coordinator = try onHost(0, ["coordinator", "--config", "\(repositoryRoot)/Configs/demo.yaml", "--listen", endpoint,
+        let keys = try runProcess(proclipExecutable, ["keys", "new", dir + "/keys", "--replace"])
+        XCTAssertEqual(keys.status, .exited(0), keys.stderr)
+        let coordinator = try onHost(0, ["coordinator", "--keys", dir + "/keys", "--config", "\(repositoryRoot)/Configs/demo.yaml", "--listen", endpoint,
                                          "--workers", "3", "--max-steps", "60", "--run-dir", dir + "/run", "--overwrite",
                                          "--data", "\(repositoryRoot)/runs/data/demo-world"], log: "coordinator.log")
         defer { coordinator.killTree() }
         var workers: [LoggedProcess] = []
         for k in 1...3 {
-            workers.append(try onHost(k, ["worker", "--coordinator", endpoint, "--threads", "1",
+            workers.append(try onHost(k, ["worker", "--coordinator", endpoint, "--threads", "1", "--keys", dir + "/keys",
                                           "--data", "\(repositoryRoot)/runs/data/demo-world"], log: "worker-\(k).log"))
         }
         defer { for w in workers { w.killTree() } }
 
         // The status from outside the hosts (the bridge's address reaches them) while it runs.
-        let client = try StatusClient(endpoint: endpoint)
+        let client = try StatusClient(endpoint: endpoint, security: .curve(try JobKeys.load(dir + "/keys", role: .status)))
         var seen: StatusReport?
         waitUntil(deadline: .after(seconds: 120), interval: 0.05) {
             if let r = try? client.query(timeout: 0.5), r.state == .running, r.step >= 1 { seen = r }

@@ -135,7 +135,7 @@ final class ResumeTests: XCTestCase {
             "--port", "\(port)",
         ] + extra, log: cut + ".launch.log")
         defer { p.killTree() }
-        let client = try StatusClient(endpoint: "tcp://127.0.0.1:\(port)")
+        let client = try StatusClient(endpoint: "tcp://127.0.0.1:\(port)", security: try statusSecurity(runDir: cut))
         var running: Int?
         waitUntil(deadline: .after(seconds: 300), interval: 0.005) {
             if let r = try? client.query(timeout: 0.2), r.state == .running, r.step >= 30 { running = r.step }

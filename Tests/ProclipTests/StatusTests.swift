@@ -24,7 +24,7 @@ final class StatusTests: XCTestCase {
             "--run-dir", dir.sub("run"), "--overwrite", "--quiet", "--threads", "1", "--transport", "tcp", "--checkpoint-every", "0",
         ], log: dir.sub("launch.log"))
         defer { launch.killTree() }
-        let client = try StatusClient(endpoint: endpoint)
+        let client = try StatusClient(endpoint: endpoint, security: try statusSecurity(runDir: dir.sub("run")))
         var report: StatusReport?
         waitUntil(deadline: .after(seconds: 120), interval: 0.1) {
             if let r = try? client.query(timeout: 0.5), r.state == .running, r.step >= 2, r.workers.allSatisfy({ $0.computeSeconds > 0 }) {
@@ -64,6 +64,7 @@ final class StatusTests: XCTestCase {
         }
         XCTAssertTrue(r.events.contains { $0.text.contains("generation 1") }, "\(r.events)")
         XCTAssertEqual(r.droppedMessages, 0)
+        XCTAssertEqual(r.security, "curve")
 
         // Answers while the job runs: the median of a few questions within 100 ms.
         var times: [Double] = []
@@ -75,7 +76,7 @@ final class StatusTests: XCTestCase {
         XCTAssertLessThan(times.sorted()[3], 0.1, "status answers in \(times)")
 
         // --json prints the same report, later in the run.
-        let json = try runProcess(proclipExecutable, ["status", "--coordinator", endpoint, "--json"])
+        let json = try runProcess(proclipExecutable, ["status", "--coordinator", endpoint, "--json", "--keys", dir.sub("run/keys")])
         XCTAssertEqual(json.status, .exited(0), json.stderr)
         let decoded = try JSONDecoder().decode(StatusReport.self, from: Data(json.stdout.utf8))
         XCTAssertEqual(decoded.job, "demo")
@@ -84,7 +85,7 @@ final class StatusTests: XCTestCase {
 
         // --watch refreshes: a new report each period, each further into the run.
         let watchLog = dir.sub("watch.log")
-        let watch = try startLoggedProcess(proclipExecutable, ["status", "--coordinator", endpoint, "--watch", "0.2"], log: watchLog)
+        let watch = try startLoggedProcess(proclipExecutable, ["status", "--coordinator", endpoint, "--watch", "0.2", "--keys", dir.sub("run/keys")], log: watchLog)
         defer { watch.killTree() }
         func watchedSteps() -> [Int] {
             let text = (try? String(contentsOfFile: watchLog, encoding: .utf8)) ?? ""
