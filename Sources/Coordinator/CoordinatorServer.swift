@@ -83,6 +83,8 @@ public final class CoordinatorServer {
     let context: ZmqContext
     /// Admits the job's worker and status keys (nil when insecure); stopped before the context ends.
     let authenticator: ZapHandler?
+    /// The current generation's direct-link key (`linkKey(for:)`).
+    var currentLinkKey: (UInt64, String)?
     let channel: ControlSocket
     let started = MonotonicClock.now()
     /// The socket identity of each connection (registration) and each welcomed worker.
@@ -352,6 +354,17 @@ public final class CoordinatorServer {
         return execute(ds)
     }
 
+    /// The direct-link key of `generation`: 32 fresh random bytes (hex) the first time it is
+    /// asked for, the same for every rank of it; nil when the job runs insecure.
+    func linkKey(for generation: UInt64) -> String? {
+        guard options.security.keys != nil else { return nil }
+        if let (g, key) = currentLinkKey, g == generation { return key }
+        var rng = SystemRandomNumberGenerator()
+        let key = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        currentLinkKey = (generation, key)
+        return key
+    }
+
     /// The answer to a registration whose payload was refused (counted as malformed already).
     func refuseRegistration(connection: String, error: ControlError?) -> [CoordinatorCore.Directive] {
         let what = error.map { "\($0)" } ?? "WorkerHello refused"
@@ -376,7 +389,8 @@ public final class CoordinatorServer {
                 if let peer = connections.removeValue(forKey: connection) { _ = try? channel.send(.refuse, r, to: peer) }
             case .refuseMember(let id, let r):
                 if let peer = identities[id] { _ = try? channel.send(.refuse, r, to: peer) }
-            case .assign(let id, let a):
+            case .assign(let id, var a):
+                a.linkKey = linkKey(for: a.generation)
                 if let peer = identities[id] { _ = try? channel.send(.assign, a, generation: a.generation, step: a.startStep, to: peer) }
             case .checkpointNow(let id, let c):
                 if let peer = identities[id] { _ = try? channel.send(.checkpointNow, c, generation: c.generation, to: peer) }
