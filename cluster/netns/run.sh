@@ -5,7 +5,8 @@
 #   cluster/netns/run.sh CONFIG WORKERS [RUN_DIR] [-- extra coordinator flags]
 #
 # Runs .build/release/proclip (or $PROCLIP). Logs go to RUN_DIR/coordinator.log and worker-K.log.
-# The hosts are removed afterwards. Exit status: the coordinator's.
+# The hosts are removed afterwards. Exit status: the coordinator's. The job's keys are made in
+# RUN_DIR/keys (or taken from $PROCLIP_KEYS); PROCLIP_INSECURE=1 runs without them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 config=${1:?usage: run.sh CONFIG WORKERS [RUN_DIR] [-- flags]}
@@ -19,12 +20,19 @@ mkdir -p "$run_dir"
 "$hosts" up $((workers + 1))
 trap '"$hosts" down' EXIT
 coordinator="tcp://$("$hosts" addr 0):29500"
+if [ "${PROCLIP_INSECURE:-0}" = 1 ]; then
+    key_flag=(--insecure)
+else
+    keys=${PROCLIP_KEYS:-$run_dir/keys}
+    [ -f "$keys/coordinator.key" ] || "$proclip" keys new "$keys" >/dev/null
+    key_flag=(--keys "$keys")
+fi
 "$hosts" exec 0 "$proclip" coordinator --config "$config" --listen "$coordinator" --workers "$workers" \
-    --run-dir "$run_dir" --overwrite "$@" >"$run_dir/coordinator.log" 2>&1 &
+    --run-dir "$run_dir" --overwrite "${key_flag[@]}" "$@" >"$run_dir/coordinator.log" 2>&1 &
 cpid=$!
 pids=()
 for ((k = 1; k <= workers; k++)); do
-    "$hosts" exec "$k" "$proclip" worker --coordinator "$coordinator" >"$run_dir/worker-$k.log" 2>&1 &
+    "$hosts" exec "$k" "$proclip" worker --coordinator "$coordinator" "${key_flag[@]}" >"$run_dir/worker-$k.log" 2>&1 &
     pids+=($!)
 done
 status=0

@@ -7,6 +7,10 @@
 # Every host needs the proclip binary at $PROCLIP (default: this checkout's .build/release/proclip,
 # same path remotely) and the dataset at the config's data.path or $PROCLIP_DATA. The coordinator
 # listens on this host's address toward the first worker host, port $PROCLIP_PORT (default 29500).
+#
+# Security: the job's keys are made in RUN_DIR/keys here (or taken from $PROCLIP_KEYS); each worker
+# host receives worker.key only, over SSH, into ~/.proclip/keys-<run name>/ (mode 0600).
+# PROCLIP_INSECURE=1 runs without keys.
 set -euo pipefail
 hostfile=${1:?usage: launch.sh HOSTFILE CONFIG [RUN_DIR]}
 config=${2:?usage: launch.sh HOSTFILE CONFIG [RUN_DIR]}
@@ -24,15 +28,30 @@ total=0
 for e in "${entries[@]}"; do total=$((total + $(echo "$e" | awk '{print ($2 ? $2 : 1)}'))); done
 
 mkdir -p "$run_dir"
+tag=$(basename "$run_dir")
+if [ "${PROCLIP_INSECURE:-0}" = 1 ]; then
+    key_flag=(--insecure)
+    remote_key_flag="--insecure"
+else
+    keys=${PROCLIP_KEYS:-$run_dir/keys}
+    [ -f "$keys/coordinator.key" ] || "$proclip" keys new "$keys" >/dev/null
+    key_flag=(--keys "$keys")
+    remote_key_flag="--keys .proclip/keys-$tag/worker.key"
+    for e in "${entries[@]}"; do
+        host=$(echo "$e" | awk '{print $1}')
+        ssh -o BatchMode=yes "$host" "umask 077 && mkdir -p .proclip/keys-$tag && cat > .proclip/keys-$tag/worker.key" \
+            <"$keys/worker.key"
+    done
+fi
 "$proclip" coordinator --config "$config" --listen "tcp://$addr:$port" --workers "$total" --run-dir "$run_dir" \
-    "${data_flag[@]}" &
+    "${data_flag[@]}" "${key_flag[@]}" &
 coordinator=$!
 pids=()
 for e in "${entries[@]}"; do
     host=$(echo "$e" | awk '{print $1}')
     slots=$(echo "$e" | awk '{print ($2 ? $2 : 1)}')
     for ((s = 0; s < slots; s++)); do
-        ssh -o BatchMode=yes "$host" "$proclip" worker --coordinator "tcp://$addr:$port" "${data_flag[@]}" \
+        ssh -o BatchMode=yes "$host" "$proclip" worker --coordinator "tcp://$addr:$port" "${data_flag[@]}" $remote_key_flag \
             >"$run_dir/worker-$host-$s.log" 2>&1 &
         pids+=($!)
     done
