@@ -64,7 +64,7 @@ public struct JobKeys: Sendable, Equatable {
     public static func create(in directory: String, replace: Bool = false) throws -> [JobKeys] {
         let existing = Role.allCases.map { "\(directory)/\($0.fileName)" }.filter(Files.exists)
         if !existing.isEmpty && !replace {
-            throw ControlKeyError("\(existing[0]): keys exist already (workers holding them would be locked out): use them, choose another directory, or replace them deliberately")
+            throw ControlKeyError("\(existing[0]): keys exist already (workers holding them would be locked out): use them, choose another directory, or replace them (`proclip keys new --replace`)")
         }
         if !Files.exists(directory) {
             try Files.makeDirectories(directory)

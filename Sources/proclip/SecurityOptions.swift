@@ -27,7 +27,7 @@ struct SecurityOptions: ParsableArguments {
         if insecure { return .insecure }
         if let path = keyPath { return .curve(try JobKeys.load(path, role: role)) }
         if let fallback { return try fallback() }
-        throw ValidationError("""
+        throw ControlKeyError("""
             security is on by default: pass the job's keys with --keys DIR|\(role.fileName) (or PROCLIP_KEYS) — the coordinator \
             writes them to RUN_DIR/keys, `proclip keys new DIR` makes them — or --insecure for a job run without them
             """)
