@@ -13,5 +13,6 @@ struct BenchCommand: ParsableCommand {
             BenchJob.self,
             BenchJobRank.self,
             BenchCheckpoint.self,
+            BenchControl.self,
         ])
 }
