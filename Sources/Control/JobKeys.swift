@@ -75,6 +75,15 @@ public struct JobKeys: Sendable, Equatable {
         return keys
     }
 
+    /// The keys of `role` in the key directory `directory`, made there first (every role's)
+    /// when it holds none; `created` says which. A run directory's `keys` use this, so a resumed
+    /// run keeps the keys its workers hold.
+    public static func loadOrCreate(in directory: String, role: Role) throws -> (keys: JobKeys, created: Bool) {
+        if Files.exists("\(directory)/\(Role.coordinator.fileName)") { return (try load(directory, role: role), false) }
+        try create(in: directory)
+        return (try load(directory, role: role), true)
+    }
+
     /// The keys of `role` at `path`: a key directory (its `<role>.key`) or a key file of that
     /// role. A status client also accepts a worker file (a worker may ask for status). Refuses
     /// a file other users can read, naming it and the fix.

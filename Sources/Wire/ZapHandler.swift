@@ -27,8 +27,8 @@ public final class ZapHandler: @unchecked Sendable {
     /// The ZAP domain servers of this handler set (`SocketOption.zapDomain`).
     public static let domain = "proclip"
 
+    /// Kept alive while the handler's socket is open (a context ends only after its sockets).
     private let context: ZmqContext
-    private let allowed: [[UInt8]: String]
     private let counts = Locked(Counts())
     private let stopping = Locked(false)
     private var thread: JoinableThread?
@@ -43,7 +43,6 @@ public final class ZapHandler: @unchecked Sendable {
             guard !user.isEmpty, user.utf8.count <= 255 else { throw WireError.invalidArgument("ZAP: user id of \(user.utf8.count) bytes") }
             keys[raw] = user
         }
-        self.allowed = keys
         let socket = try context.socket(.rep)
         try socket.set(.linger(milliseconds: 0))
         try socket.bind("inproc://zeromq.zap.01")

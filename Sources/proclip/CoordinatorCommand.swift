@@ -72,10 +72,9 @@ struct CoordinatorCommand: ParsableCommand {
         options.verbose = !quiet
         options.security = try security.resolve(.coordinator) {
             let dir = options.runDir + "/keys"
-            if Files.exists("\(dir)/\(JobKeys.Role.coordinator.fileName)") { return .curve(try JobKeys.load(dir, role: .coordinator)) }
-            let created = try JobKeys.create(in: dir)
-            if !quiet { printError("proclip coordinator: keys written to \(dir)/: give worker.key to the workers (--keys), status.key to those who watch") }
-            return .curve(created[0])
+            let (keys, created) = try JobKeys.loadOrCreate(in: dir, role: .coordinator)
+            if created && !quiet { printError("proclip coordinator: keys written to \(dir)/: give worker.key to the workers (--keys), status.key to those who watch") }
+            return .curve(keys)
         }
         let server = try CoordinatorServer(options: options)
         let stop = server.stopRequest

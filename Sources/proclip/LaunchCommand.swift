@@ -62,9 +62,9 @@ struct LaunchCommand: ParsableCommand {
         let exe = selfExecutable()
         // The job's keys: given, or the run directory's own (made once, reused on resume).
         let keyPath: String? = security.insecure ? nil : security.keyPath ?? dir + "/keys"
-        if let keyPath, security.keyPath == nil, !Files.exists(keyPath + "/" + JobKeys.Role.coordinator.fileName) {
-            try JobKeys.create(in: keyPath)
-        }
+        let statusSecurity: ControlSecurity = try keyPath.map {
+            .curve(security.keyPath == nil ? try JobKeys.loadOrCreate(in: $0, role: .status).keys : try JobKeys.load($0, role: .status))
+        } ?? .insecure
         let keyArgs = keyPath.map { ["--keys", $0] } ?? ["--insecure"]
         let endpoint = "tcp://127.0.0.1:\(try port ?? freePort())"
         var coordArgs = ["coordinator", "--config", config, "--listen", endpoint, "--workers", "\(workers)", "--run-dir", dir,
@@ -95,7 +95,7 @@ struct LaunchCommand: ParsableCommand {
             children.append(p)
         }
         printError("proclip launch: coordinator on \(endpoint) and \(workers) worker(s) × \(perWorker) thread(s), ring over \(transport.rawValue); logs in \(dir)/")
-        let status = try StatusClient(endpoint: endpoint, security: try keyPath.map { .curve(try JobKeys.load($0, role: .status)) } ?? .insecure)
+        let status = try StatusClient(endpoint: endpoint, security: statusSecurity)
         var progress = ProgressLine()
         progress.enabled = !quiet
         var stopping = false
